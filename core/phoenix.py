@@ -1,0 +1,170 @@
+"""Phoenix Channels framing: messages, the v1 and v2 serializers, and refs.
+
+This module never touches a socket. It turns text frames into `Message` objects and back, so
+the framing can be tested on its own and shared by the client and the local hub.
+
+v1 (the default, no `vsn` parameter): one JSON object per frame,
+``{"topic", "event", "payload", "ref"}`` (``join_ref`` optional).
+v2 (``vsn=2.0.0``): one JSON array per frame, ``[join_ref, ref, topic, event, payload]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from core import json_codec
+
+# Topics and events the Phoenix transport itself defines.
+PHOENIX_TOPIC = "phoenix"
+HEARTBEAT = "heartbeat"
+PHX_JOIN = "phx_join"
+PHX_LEAVE = "phx_leave"
+PHX_REPLY = "phx_reply"
+PHX_ERROR = "phx_error"
+PHX_CLOSE = "phx_close"
+
+Version = Literal["1.0.0", "2.0.0"]
+
+
+class FrameError(ValueError):
+    """A frame that is not a valid Phoenix message for the serializer in use."""
+
+
+@dataclass(slots=True)
+class Message:
+    """One Phoenix message, whatever the serializer."""
+
+    topic: str
+    event: str
+    payload: Any = field(default_factory=dict)
+    ref: str | None = None
+    join_ref: str | None = None
+
+
+class Serializer(Protocol):
+    """Turns messages into text frames and back."""
+
+    version: Version
+
+    def encode(self, message: Message) -> str:
+        """Encode a message as one text frame."""
+        ...
+
+    def decode(self, frame: str | bytes) -> Message:
+        """Decode one frame, raising `FrameError` when it is not a valid message."""
+        ...
+
+
+def _optional_ref(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise FrameError(f"{name} must be a string or null")
+
+
+def _check_names(topic: Any, event: Any) -> tuple[str, str]:
+    if not isinstance(topic, str):
+        raise FrameError("topic must be a string")
+    if not isinstance(event, str):
+        raise FrameError("event must be a string")
+    return topic, event
+
+
+def _decode_json(frame: str | bytes) -> Any:
+    if isinstance(frame, bytes):
+        raise FrameError("binary frames are not part of the JSON serializers")
+    try:
+        return json_codec.loads(frame)
+    except json_codec.JSONDecodeFailure as error:
+        raise FrameError(f"not JSON: {error}") from None
+
+
+class V1Serializer:
+    """Phoenix's v1 JSON serializer: one object per frame."""
+
+    version: Version = "1.0.0"
+
+    def encode(self, message: Message) -> str:
+        """Encode as ``{"topic", "event", "payload", "ref"}`` (plus ``join_ref`` when set)."""
+        data: dict[str, Any] = {
+            "topic": message.topic,
+            "event": message.event,
+            "payload": message.payload,
+            "ref": message.ref,
+        }
+        if message.join_ref is not None:
+            data["join_ref"] = message.join_ref
+        return json_codec.dumps(data)
+
+    def decode(self, frame: str | bytes) -> Message:
+        """Decode an object frame; anything else raises `FrameError`."""
+        data = _decode_json(frame)
+        if not isinstance(data, dict):
+            raise FrameError("a v1 frame must be a JSON object")
+        topic, event = _check_names(data.get("topic"), data.get("event"))
+        return Message(
+            topic=topic,
+            event=event,
+            payload=data.get("payload"),
+            ref=_optional_ref(data.get("ref"), "ref"),
+            join_ref=_optional_ref(data.get("join_ref"), "join_ref"),
+        )
+
+
+class V2Serializer:
+    """Phoenix's v2 JSON serializer: ``[join_ref, ref, topic, event, payload]``."""
+
+    version: Version = "2.0.0"
+
+    def encode(self, message: Message) -> str:
+        """Encode as a five-element array."""
+        return json_codec.dumps(
+            [message.join_ref, message.ref, message.topic, message.event, message.payload]
+        )
+
+    def decode(self, frame: str | bytes) -> Message:
+        """Decode a five-element array frame; anything else raises `FrameError`."""
+        data = _decode_json(frame)
+        if not isinstance(data, list) or len(data) != 5:
+            raise FrameError("a v2 frame must be a JSON array of five elements")
+        join_ref, ref, topic, event, payload = data
+        topic, event = _check_names(topic, event)
+        return Message(
+            topic=topic,
+            event=event,
+            payload=payload,
+            ref=_optional_ref(ref, "ref"),
+            join_ref=_optional_ref(join_ref, "join_ref"),
+        )
+
+
+def serializer_for(version: str) -> Serializer:
+    """Return the serializer for a `vsn` value ("1.0.0" or "2.0.0")."""
+    if version.startswith("1."):
+        return V1Serializer()
+    if version.startswith("2."):
+        return V2Serializer()
+    raise ValueError(f"unsupported Phoenix serializer version {version!r} (use 1.0.0 or 2.0.0)")
+
+
+class RefCounter:
+    """Hands out message refs: increasing integers as strings, like phoenix.js."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        """Return a fresh ref."""
+        return str(next(self._counter))
+
+
+def reply_status(message: Message) -> tuple[str | None, Any]:
+    """Split a `phx_reply` payload into its status and response (None when malformed)."""
+    payload = message.payload
+    if not isinstance(payload, dict):
+        return None, None
+    status = payload.get("status")
+    return (status if isinstance(status, str) else None), payload.get("response")
