@@ -1,0 +1,1 @@
+"""Actions: every `ActionRunner` subclass defined in a module here is served to the hub."""

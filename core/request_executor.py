@@ -1,0 +1,257 @@
+"""Request execution: validation, the concurrency limit, the time limit and error mapping.
+
+Every `request` from the hub becomes one task here, so a slow action never delays the
+others. The outcome is always an `ActionResponse` with the status codes of the protocol:
+400 invalid fields, 404 unknown action, 500 the action raised (generic message plus an error
+id that the log holds with the traceback), 503 shutting down, 504 over the time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from pydantic import ValidationError
+
+from core.action_response import ActionResponse
+from core.action_runner import ActionRunner
+from core.log import RateLimitedLog, truncate
+
+logger = logging.getLogger(__name__)
+request_log = logging.getLogger("core.requests")
+
+# Sends a response payload for a response_ref; supplied by the client.
+Respond = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Returns the (client, websocket) pair handed to ActionRunner.run().
+RunContext = Callable[[], tuple[Any, Any]]
+
+
+# Upper bounds (seconds) of the latency histogram kept for every action.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0)
+
+
+@dataclass(slots=True)
+class ActionStats:
+    """Per-action counters, cheap enough to keep for every request (metrics read them)."""
+
+    count: int = 0
+    errors: int = 0
+    total_seconds: float = 0.0
+    last_error: str | None = None
+    by_status: dict[int, int] = field(default_factory=dict)
+    # buckets[i] counts requests that took at most LATENCY_BUCKETS[i] (not cumulative).
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+
+    @property
+    def average_seconds(self) -> float:
+        """Mean processing time, 0 before the first request."""
+        return self.total_seconds / self.count if self.count else 0.0
+
+    def record(self, status_code: int, seconds: float, message: str | None) -> None:
+        """Count one answered request."""
+        self.count += 1
+        self.total_seconds += seconds
+        self.by_status[status_code] = self.by_status.get(status_code, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        if status_code >= 500:
+            self.errors += 1
+            self.last_error = message
+
+
+def validation_response(error: ValidationError) -> ActionResponse:
+    """A 400 response naming each invalid field and why, without echoing the input."""
+    problems = [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "(fields)",
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_input=False, include_url=False, include_context=False)
+    ]
+    summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+    return ActionResponse(
+        status_code=400, message=f"Invalid fields: {summary}", fields={"errors": problems}
+    )
+
+
+def error_response(status_code: int, message: str, **fields: Any) -> ActionResponse:
+    """A response for a request the framework answers itself."""
+    return ActionResponse(status_code=status_code, message=message, fields=fields or None)
+
+
+class RequestExecutor:
+    """Runs requests as tasks under a concurrency limit and answers each exactly once."""
+
+    def __init__(
+        self,
+        actions: Mapping[str, type[ActionRunner]],
+        respond: Respond,
+        context: RunContext,
+        *,
+        max_concurrency: int = 100,
+        default_timeout: float = 25.0,
+    ) -> None:
+        self._actions = actions
+        self._respond = respond
+        self._context = context
+        self._default_timeout = default_timeout
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="action")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+        self._bad_input = RateLimitedLog(logger)
+        self.stats: dict[str, ActionStats] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        return len(self._tasks)
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown has begun: new requests are answered 503."""
+        return self._accepting
+
+    def submit(self, payload: Any) -> None:
+        """Start handling a `request` payload; returns at once."""
+        if not isinstance(payload, dict):
+            self._bad_input.warning("request payload is not an object: %s", truncate(repr(payload)))
+            return
+        response_ref = payload.get("response_ref")
+        if not isinstance(response_ref, str) or not response_ref:
+            self._bad_input.warning("request without a usable response_ref: %s", truncate(repr(payload)))
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._handle(response_ref, payload.get("action"), payload.get("fields"))
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stop_accepting(self) -> None:
+        """From now on, answer new requests 503 without running them."""
+        self._accepting = False
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for running requests; True when all finished."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        return not pending
+
+    async def cancel_all(self) -> None:
+        """Cancel whatever is still running (after the grace period)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+
+    def close(self) -> None:
+        """Release the worker threads (running ones finish in the background)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _handle(self, response_ref: str, action_name: Any, fields: Any) -> None:
+        started = time.perf_counter()
+        name = action_name if isinstance(action_name, str) else "?"
+        try:
+            response = await self._execute(response_ref, action_name, fields)
+        except asyncio.CancelledError:
+            response = error_response(503, "The service shut down before the action finished")
+            await self._finish(response_ref, name, response, started)
+            raise
+        await self._finish(response_ref, name, response, started)
+
+    async def _finish(
+        self, response_ref: str, name: str, response: ActionResponse, started: float
+    ) -> None:
+        duration = time.perf_counter() - started
+        # Unknown action names are counted under "(unknown)": callers choose them freely.
+        key = name if name in self._actions else "(unknown)"
+        stats = self.stats.get(key)
+        if stats is None:
+            stats = self.stats[key] = ActionStats()
+        stats.record(response.status_code, duration, response.message)
+        duration_ms = round(duration * 1000, 1)
+        request_log.info(
+            "action=%s status=%d duration_ms=%.1f ref=%s",
+            truncate(name, 100),
+            response.status_code,
+            duration_ms,
+            response_ref,
+            extra={
+                "action": name,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "ref": response_ref,
+            },
+        )
+        await self._respond(response_ref, response.to_payload())
+
+    async def _execute(self, response_ref: str, action_name: Any, fields: Any) -> ActionResponse:
+        if not self._accepting:
+            return error_response(503, "The service is shutting down; try again")
+        if not isinstance(action_name, str):
+            return error_response(400, "The request's action must be a string")
+        action = self._actions.get(action_name)
+        if action is None:
+            return error_response(404, f"Unknown action {truncate(action_name, 100)!r}")
+        if fields is None:
+            fields = {}
+        if not isinstance(fields, dict):
+            return error_response(400, "The request's fields must be a JSON object")
+        try:
+            instance = action.model_validate(fields)
+        except ValidationError as error:
+            return validation_response(error)
+        timeout = action.timeout_seconds or self._default_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._semaphore:
+                    result = await self._run(instance)
+        except TimeoutError:
+            logger.warning(
+                "action %s ran past its %.3g s time limit (ref %s)",
+                action_name,
+                timeout,
+                response_ref,
+                extra={"action": action_name, "ref": response_ref},
+            )
+            return error_response(504, f"The action did not finish within {timeout:g} s")
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            logger.exception(
+                "action %s raised (error id %s, ref %s)",
+                action_name,
+                error_id,
+                response_ref,
+                extra={"action": action_name, "ref": response_ref, "error_id": error_id},
+            )
+            return error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
+        if not isinstance(result, ActionResponse):
+            error_id = uuid.uuid4().hex[:12]
+            logger.error(
+                "action %s returned %s instead of an ActionResponse (error id %s)",
+                action_name,
+                type(result).__name__,
+                error_id,
+                extra={"action": action_name, "ref": response_ref, "error_id": error_id},
+            )
+            return error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
+        return result
+
+    async def _run(self, instance: ActionRunner) -> Any:
+        client, websocket = self._context()
+        if inspect.iscoroutinefunction(type(instance).run):
+            return await cast(Awaitable[ActionResponse], instance.run(client, websocket))
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._threads, instance.run, client, websocket)
+        if inspect.isawaitable(result):
+            return await result
+        return result

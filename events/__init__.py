@@ -1,0 +1,1 @@
+"""Handlers for the hub's events, one module per event, discovered at start-up."""

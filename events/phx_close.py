@@ -1,0 +1,18 @@
+"""`phx_close`: the hub closed the channel (after our leave, or a duplicate join)."""
+
+from __future__ import annotations
+
+from core.event_handler import EventHandler
+from core.phoenix import PHX_CLOSE, Message
+from core.plugboard_client import PlugboardClient
+
+
+class PhxCloseEvent(EventHandler):
+    """Rejoins unless we asked to leave; ignores closes of earlier joins."""
+
+    event = PHX_CLOSE
+
+    def handle(self, client: PlugboardClient, message: Message) -> None:
+        """Mark the channel closed."""
+        if client.is_current_join(message):
+            client.channel_lost(self.event)

@@ -1,0 +1,18 @@
+"""`phx_error`: the hub's channel process crashed; rejoin."""
+
+from __future__ import annotations
+
+from core.event_handler import EventHandler
+from core.phoenix import PHX_ERROR, Message
+from core.plugboard_client import PlugboardClient
+
+
+class PhxErrorEvent(EventHandler):
+    """Marks the channel lost and rejoins on the phoenix.js schedule."""
+
+    event = PHX_ERROR
+
+    def handle(self, client: PlugboardClient, message: Message) -> None:
+        """Rejoin unless the error is about an earlier join."""
+        if client.is_current_join(message):
+            client.channel_lost(self.event)

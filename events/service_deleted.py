@@ -1,0 +1,28 @@
+"""`service_deleted`: the service is gone and its tokens with it; stop for good."""
+
+from __future__ import annotations
+
+import logging
+
+from core.event_handler import EventHandler
+from core.phoenix import Message
+from core.plugboard_client import PlugboardClient
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceDeletedEvent(EventHandler):
+    """Leaves, closes and exits with code 0; reconnecting would be refused anyway."""
+
+    event = "service_deleted"
+
+    def handle(self, client: PlugboardClient, message: Message) -> None:
+        """Log the deletion and stop the client."""
+        payload = message.payload
+        service = payload.get("service") if isinstance(payload, dict) else None
+        name = service.get("name") if isinstance(service, dict) else None
+        logger.warning(
+            "the service %s was deleted on the hub: leaving and exiting without reconnecting",
+            name if isinstance(name, str) else "(unknown)",
+        )
+        client.stop(exit_code=0)

@@ -1,0 +1,25 @@
+"""`service_updated`: the service's record changed on the hub."""
+
+from __future__ import annotations
+
+import logging
+
+from core.event_handler import EventHandler, payload_item
+from core.phoenix import Message
+from core.plugboard_client import PlugboardClient
+from schemas.service import Service
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceUpdatedEvent(EventHandler):
+    """Keeps the client's copy of the service current."""
+
+    event = "service_updated"
+
+    def handle(self, client: PlugboardClient, message: Message) -> None:
+        """Store ``{"service": {...}}``."""
+        service = payload_item(message, "service", Service)
+        if service is not None:
+            client.service = service
+            logger.info("service updated: %s (id %s)", service.name, service.id)

@@ -1,0 +1,117 @@
+"""Shared test fixtures: a local hub plus real consumers, all on loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from core.action_registry import ActionRegistry
+from core.action_runner import ActionRunner
+from core.event_handler import EventHandler
+from core.local_hub import LocalHub
+from core.plugboard_client import PlugboardClient
+from core.settings import PROJECT_ROOT, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ACTIONS = ActionRegistry.discover(PROJECT_ROOT / "actions", ActionRunner)
+EVENTS = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
+
+
+def fast_settings(hub: LocalHub | None = None, **overrides: Any) -> Settings:
+    """Settings for tests: short heartbeat and time limits, pointed at `hub`."""
+    settings = Settings(heartbeat_interval_seconds=5.0, join_timeout_seconds=2.0)
+    if hub is not None:
+        settings = settings.with_hub(hub.websocket_url, next(iter(hub.tokens)))
+    return replace(settings, **overrides)
+
+
+class Consumer:
+    """A `PlugboardClient` running as a task, with helpers to wait on it."""
+
+    def __init__(self, client: PlugboardClient) -> None:
+        self.client = client
+        self.task: asyncio.Task[int] = asyncio.get_running_loop().create_task(client.run())
+
+    async def joined(self, timeout: float = 10.0) -> Consumer:
+        """Wait until the consumer has joined."""
+        await self.client.wait_joined(timeout)
+        return self
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Shut down gracefully and return the exit code."""
+        if not self.task.done():
+            self.client.request_shutdown()
+        return await asyncio.wait_for(self.task, timeout)
+
+
+def start_consumer(
+    hub: LocalHub,
+    actions: Mapping[str, type[ActionRunner]] | None = None,
+    **overrides: Any,
+) -> Consumer:
+    """Start a real client against `hub` (call inside a running loop)."""
+    settings = fast_settings(hub, **overrides)
+    client = PlugboardClient(settings, actions if actions is not None else EXAMPLE_ACTIONS, EVENTS)
+    return Consumer(client)
+
+
+@contextlib.asynccontextmanager
+async def hub_and_consumer(
+    actions: Mapping[str, type[ActionRunner]] | None = None, **overrides: Any
+) -> AsyncIterator[tuple[LocalHub, Consumer]]:
+    """A started local hub and one joined consumer; both are stopped afterwards."""
+    async with LocalHub() as hub:
+        consumer = start_consumer(hub, actions, **overrides)
+        try:
+            await consumer.joined()
+            await hub.wait_for_joined(1)
+            yield hub, consumer
+        finally:
+            await consumer.stop()
+
+
+async def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Poll `condition()` until it is true, failing after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+class LogCapture(logging.Handler):
+    """Collects formatted log lines (after the secret filter) for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        from core.log import secret_filter
+
+        self.addFilter(secret_filter)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the formatted record."""
+        self.lines.append(self.format(record))
+
+    def text(self) -> str:
+        """Every line so far, joined."""
+        return "\n".join(self.lines)
+
+    @contextlib.contextmanager
+    def installed(self) -> Any:
+        """Attach to the root logger for the duration of a with-block."""
+        root = logging.getLogger()
+        previous = root.level
+        root.addHandler(self)
+        root.setLevel(logging.INFO)
+        try:
+            yield self
+        finally:
+            root.removeHandler(self)
+            root.setLevel(previous)
