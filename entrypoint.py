@@ -1,0 +1,131 @@
+"""The service's command line: ``python entrypoint.py [--local]``.
+
+With no options it connects to the hub named by ``WEBSOCKET_URL`` and ``TOKEN``. With
+``--local`` it starts the embedded local hub in the same process and connects to it, so the
+service can be tried without a Plugboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy import text
+
+from core import json_codec
+from core.action_registry import ActionRegistry, DiscoveryError
+from core.action_runner import ActionRunner
+from core.database import DatabaseStartupError, database
+from core.event_handler import EventHandler
+from core.health import HealthServer
+from core.log import configure_logging
+from core.plugboard_client import PlugboardClient
+from core.settings import Settings, SettingsError
+
+logger = logging.getLogger("entrypoint")
+
+EXIT_USAGE = 2
+EXIT_DATABASE = 1
+
+
+def fail(message: str) -> int:
+    """Print a one-line error for the operator and return the usage exit code."""
+    sys.stderr.write(f"error: {message}\n")
+    return EXIT_USAGE
+
+
+def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionRunner]]) -> str:
+    """A curl command line that calls an example action through the local hub."""
+    action, fields = "Echo", {"message": "hello"}
+    if action not in actions and actions:
+        action, fields = next(iter(actions)), {}
+    body = json_codec.dumps({"service_id": service_id, "action": action, "fields": fields})
+    return f"curl -s -X POST {http_url}/ -H 'content-type: application/json' -d '{body}'"
+
+
+def prepare_database() -> None:
+    """Initialize the database and migrate it to head (serialized across replicas)."""
+    database.initialize()
+    database.migrate()
+
+
+async def database_ready() -> str | None:
+    """Readiness check: None when the database answers ``SELECT 1``."""
+
+    def ping() -> None:
+        with database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    await asyncio.to_thread(ping)
+    return None
+
+
+async def serve(settings: Settings, local: bool, local_port: int) -> int:
+    """Discover actions and events, prepare the database, optionally start the local hub,
+    and run the client until it stops."""
+    if not local and (missing := settings.missing_connection_settings()):
+        return fail(f"{' and '.join(missing)} must be set (or run with --local)")
+    try:
+        actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
+        events = ActionRegistry.discover(settings.events_path, EventHandler)
+    except DiscoveryError as error:
+        return fail(f"cannot load actions or events: {error}")
+    if not actions:
+        logger.warning("no actions found under %s", settings.actions_path)
+    try:
+        await asyncio.to_thread(prepare_database)
+    except DatabaseStartupError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return EXIT_DATABASE
+    async with contextlib.AsyncExitStack() as stack:
+        if local:
+            from core.local_hub import LocalHub
+
+            hub = await stack.enter_async_context(LocalHub(port=local_port))
+            settings = settings.with_hub(hub.websocket_url, next(iter(hub.tokens)))
+            sys.stdout.write(
+                f"Local hub on {hub.http_url}; try:\n"
+                f"  {example_curl(hub.http_url, hub.service_id, actions)}\n"
+            )
+            sys.stdout.flush()
+        client = PlugboardClient(settings, actions, events)
+        if settings.health_port is not None:
+            health = HealthServer(
+                client, settings.health_port, checks=[("database", database_ready)]
+            )
+            await health.start()
+            stack.push_async_callback(health.stop)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, client.request_shutdown, signum)
+        logger.info("serving %d action(s): %s", len(actions), ", ".join(actions) or "-")
+        return await client.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run; returns the exit code."""
+    parser = argparse.ArgumentParser(description="Py-Service: a Plugboard consumer")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="start the embedded local hub and connect to it (no WEBSOCKET_URL or TOKEN needed)",
+    )
+    parser.add_argument(
+        "--local-port", type=int, default=4000, help="port of the local hub (default 4000)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        return fail(str(error))
+    configure_logging(settings.log_level, settings.log_format)
+    return asyncio.run(serve(settings, args.local, args.local_port))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
