@@ -36,7 +36,8 @@ class ClientCollector(Collector):
         """Build the metric families from the client's current counters."""
         client = self._client
         requests = CounterMetricFamily(
-            "plugboard_requests", "Requests answered, by action and status code",
+            "plugboard_requests",
+            "Requests answered, by action and status code",
             labels=["action", "status"],
         )
         latency = HistogramMetricFamily(
@@ -56,22 +57,26 @@ class ClientCollector(Collector):
         yield requests
         yield latency
         yield GaugeMetricFamily(
-            "plugboard_requests_in_flight", "Requests received and not yet answered",
+            "plugboard_requests_in_flight",
+            "Requests received and not yet answered",
             value=client.executor.in_flight,
         )
         yield CounterMetricFamily(
-            "plugboard_reconnects", "Connections to the hub after the first",
+            "plugboard_reconnects",
+            "Connections to the hub after the first",
             value=max(0, client.connections - 1),
         )
         yield GaugeMetricFamily(
             "plugboard_joined", "1 while joined to the service topic", value=int(client.joined)
         )
         yield GaugeMetricFamily(
-            "plugboard_consumers", "Consumers of this service, as the hub last reported",
+            "plugboard_consumers",
+            "Consumers of this service, as the hub last reported",
             value=client.num_consumers if client.num_consumers is not None else float("nan"),
         )
         yield GaugeMetricFamily(
-            "plugboard_responses_kept", "Responses waiting for a rejoin to be delivered",
+            "plugboard_responses_kept",
+            "Responses waiting for a rejoin to be delivered",
             value=client.kept_responses,
         )
 

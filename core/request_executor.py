@@ -13,9 +13,9 @@ import inspect
 import logging
 import time
 import uuid
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -127,7 +127,9 @@ class RequestExecutor:
             return
         response_ref = payload.get("response_ref")
         if not isinstance(response_ref, str) or not response_ref:
-            self._bad_input.warning("request without a usable response_ref: %s", truncate(repr(payload)))
+            self._bad_input.warning(
+                "request without a usable response_ref: %s", truncate(repr(payload))
+            )
             return
         task = asyncio.get_running_loop().create_task(
             self._handle(response_ref, payload.get("action"), payload.get("fields"))

@@ -106,8 +106,12 @@ class CatalogTest(unittest.TestCase):
         self.assertEqual(fields["either"], {"type": None, "description": "A union"})
         self.assertEqual(fields["items"], {"type": "array", "description": "A list with a factory"})
         self.assertEqual(fields["ratio"]["type"], "number")
-        self.assertEqual(fields["flag"], {"type": "boolean", "description": "A boolean", "default": False})
-        self.assertEqual(fields["undocumented"], {"type": "integer", "description": None, "default": 3})
+        self.assertEqual(
+            fields["flag"], {"type": "boolean", "description": "A boolean", "default": False}
+        )
+        self.assertEqual(
+            fields["undocumented"], {"type": "integer", "description": None, "default": 3}
+        )
 
     def test_discriminator_defaults_to_class_name(self) -> None:
         self.assertEqual(Foo.discriminator(), "Foo")
@@ -129,16 +133,30 @@ class CatalogTest(unittest.TestCase):
 
 class ResponseTest(unittest.TestCase):
     def test_status_follows_the_status_code(self) -> None:
-        for code, status in ((200, "success"), (204, "success"), (299, "success"),
-                             (199, "error"), (300, "error"), (404, "error"), (500, "error")):
+        for code, status in (
+            (200, "success"),
+            (204, "success"),
+            (299, "success"),
+            (199, "error"),
+            (300, "error"),
+            (404, "error"),
+            (500, "error"),
+        ):
             with self.subTest(code=code):
                 self.assertEqual(ActionResponse(status_code=code).to_payload()["status"], status)
 
     def test_payload_shape(self) -> None:
-        payload = ActionResponse(status_code=201, message="made", fields=[1, {"a": None}]).to_payload()
+        payload = ActionResponse(
+            status_code=201, message="made", fields=[1, {"a": None}]
+        ).to_payload()
         self.assertEqual(
             payload,
-            {"status": "success", "status_code": 201, "message": "made", "fields": [1, {"a": None}]},
+            {
+                "status": "success",
+                "status_code": 201,
+                "message": "made",
+                "fields": [1, {"a": None}],
+            },
         )
 
 

@@ -15,9 +15,10 @@ from tests.support import start_consumer, wait_until
 
 class HealthTest(unittest.IsolatedAsyncioTestCase):
     async def get(self, server: HealthServer, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session, session.get(
-            f"http://127.0.0.1:{server.port}{path}"
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{server.port}{path}") as response,
+        ):
             body = await (response.json() if path != "/metrics" else response.text())
             return response.status, body
 
@@ -83,7 +84,9 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
                 await hub.request("Greet", {})
                 await hub.request("Nope", {})
                 await hub.drop_connections()
-                await wait_until(lambda: consumer.client.joined and consumer.client.connections == 2)
+                await wait_until(
+                    lambda: consumer.client.joined and consumer.client.connections == 2
+                )
                 status, text = await self.get(server, "/metrics")
             finally:
                 await server.stop()
@@ -92,7 +95,9 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn('plugboard_requests_total{action="Echo",status="200"} 2.0', text)
         self.assertIn('plugboard_requests_total{action="Greet",status="400"} 1.0', text)
         self.assertIn('plugboard_requests_total{action="(unknown)",status="404"} 1.0', text)
-        self.assertIn('plugboard_request_duration_seconds_bucket{action="Echo",le="+Inf"} 2.0', text)
+        self.assertIn(
+            'plugboard_request_duration_seconds_bucket{action="Echo",le="+Inf"} 2.0', text
+        )
         self.assertIn('plugboard_request_duration_seconds_count{action="Echo"} 2.0', text)
         self.assertIn("plugboard_requests_in_flight 0.0", text)
         self.assertIn("plugboard_reconnects_total 1.0", text)

@@ -23,7 +23,9 @@ class RedactionTest(unittest.TestCase):
     def test_secret_filter_hides_secrets_in_messages_and_tracebacks(self) -> None:
         secrets = SecretFilter()
         secrets.add("topsecretvalue")
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "got %s", ("topsecretvalue",), None)
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "got %s", ("topsecretvalue",), None
+        )
         try:
             raise ValueError("failed with topsecretvalue")
         except ValueError:
@@ -73,9 +75,7 @@ class JSONLogTest(unittest.IsolatedAsyncioTestCase):
             self.assertTrue({"timestamp", "level", "logger", "message"} <= set(line))
         requests = [line for line in lines if line["logger"] == "core.requests"]
         self.assertEqual(len(requests), 1)
-        self.assertEqual(
-            (requests[0]["action"], requests[0]["status"]), ("Echo", 200)
-        )
+        self.assertEqual((requests[0]["action"], requests[0]["status"]), ("Echo", 200))
         self.assertIn("duration_ms", requests[0])
         self.assertIn("ref", requests[0])
         self.assertNotIn(token, stream.getvalue())

@@ -95,7 +95,9 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
             join_ref = consumer.client.join_ref
             frame = {"topic": "service", "event": "phx_error", "payload": {}, "ref": join_ref}
             await hub.send_raw(json.dumps(frame))
-            await wait_until(lambda: consumer.client.join_ref != join_ref and consumer.client.joined)
+            await wait_until(
+                lambda: consumer.client.join_ref != join_ref and consumer.client.joined
+            )
             self.assertEqual((await hub.request("Echo", {"message": "x"}))[0], 200)
 
 
@@ -137,17 +139,19 @@ class NothingLostTest(unittest.IsolatedAsyncioTestCase):
                 await wait_until(lambda: "received a new token" in logs.text())
                 await hub.delete_token(old)
                 await hub.drop_connections()
-                await wait_until(lambda: consumer.client.connections == 2 and consumer.client.joined)
+                await wait_until(
+                    lambda: consumer.client.connections == 2 and consumer.client.joined
+                )
                 self.assertIn(created["value"], consumer.client.connection_url())
                 self.assertNotIn(old, consumer.client.connection_url())
         self.assertNotIn(created["value"], logs.text())
 
     async def test_deleting_the_token_in_use_warns(self) -> None:
         with LogCapture().installed() as logs:
-            async with hub_and_consumer() as (hub, consumer):
+            async with hub_and_consumer() as (hub, _consumer):
                 await hub.delete_token(next(iter(hub.tokens)))
                 await wait_until(lambda: "was deleted on the hub" in logs.text())
-        self.assertIn("WARNING", [line for line in logs.lines if "was deleted" in line][0])
+        self.assertIn("WARNING", next(line for line in logs.lines if "was deleted" in line))
 
     async def test_service_deleted_exits_0_without_reconnecting(self) -> None:
         async with hub_and_consumer() as (hub, consumer):
@@ -162,7 +166,7 @@ class NothingLostTest(unittest.IsolatedAsyncioTestCase):
             running = asyncio.ensure_future(hub.request("Sleep", {"seconds": 0.5}))
             await wait_until(lambda: consumer.client.executor.in_flight == 1)
             consumer.client.request_shutdown()
-            status, body = await hub.request("Echo", {"message": "late"})
+            _status, body = await hub.request("Echo", {"message": "late"})
             self.assertEqual(body["status_code"], 503)
             self.assertEqual((await running)[0], 200)
             self.assertEqual(await asyncio.wait_for(consumer.task, 5), 0)
@@ -217,7 +221,9 @@ class BadInputTest(unittest.IsolatedAsyncioTestCase):
         with LogCapture().installed() as logs:
             async with hub_and_consumer(max_message_bytes=4096) as (hub, consumer):
                 await hub.send_raw("x" * 5000)
-                await wait_until(lambda: consumer.client.connections == 2 and consumer.client.joined)
+                await wait_until(
+                    lambda: consumer.client.connections == 2 and consumer.client.joined
+                )
                 self.assertEqual((await hub.request("Echo", {"message": "ok"}))[0], 200)
         self.assertIn("MAX_MESSAGE_BYTES", logs.text())
 

@@ -18,9 +18,7 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
             sys.executable,
             "entrypoint.py",
             cwd=ROOT,
-            env=clean_env(
-                WEBSOCKET_URL=hub.websocket_url, TOKEN=next(iter(hub.tokens)), **env
-            ),
+            env=clean_env(WEBSOCKET_URL=hub.websocket_url, TOKEN=next(iter(hub.tokens)), **env),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -34,13 +32,11 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
             running = [
                 asyncio.ensure_future(hub.request("Sleep", {"seconds": 1.0})) for _ in range(5)
             ]
-            await wait_until(
-                lambda: sum(1 for _, m in hub.received if m.event == "phx_join") >= 1
-            )
+            await wait_until(lambda: sum(1 for _, m in hub.received if m.event == "phx_join") >= 1)
             await asyncio.sleep(0.3)  # the five requests have started
             process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.2)
-            late_status, late = await hub.request("Echo", {"message": "late"})
+            _late_status, late = await hub.request("Echo", {"message": "late"})
             results = await asyncio.gather(*running)
             code = await asyncio.wait_for(process.wait(), 30)
             _, stderr = await process.communicate()
@@ -56,7 +52,7 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
             running = asyncio.ensure_future(hub.request("Sleep", {"seconds": 10}))
             await asyncio.sleep(0.3)
             process.send_signal(signal.SIGTERM)
-            status, body = await asyncio.wait_for(running, 10)
+            _status, body = await asyncio.wait_for(running, 10)
             code = await asyncio.wait_for(process.wait(), 10)
         self.assertEqual((code, body["status_code"]), (0, 503))
 
