@@ -44,7 +44,7 @@ class Consumer:
 
     async def stop(self, timeout: float = 10.0) -> int:
         """Shut down gracefully and return the exit code."""
-        if not self.task.done():
+        if not self.task.done() and not self.client.shutting_down:
             self.client.request_shutdown()
         return await asyncio.wait_for(self.task, timeout)
 
