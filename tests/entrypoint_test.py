@@ -57,6 +57,28 @@ class EntrypointTest(unittest.TestCase):
         self.assertEqual(len(result.stderr.strip().splitlines()), 1)
         self.assertIn("MAX_CONCURRENCY", result.stderr)
 
+    def test_unreachable_database_is_one_line_and_exit_1(self) -> None:
+        env = clean_env(
+            WEBSOCKET_URL="ws://127.0.0.1:9/websocket",
+            TOKEN="some-token-value",
+            DATABASE_URL="postgresql+psycopg2://service:pa55word@127.0.0.1:1/app",
+        )
+        result = subprocess.run(
+            [sys.executable, "entrypoint.py"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 1)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        self.assertEqual(len(errors), 1, result.stderr)
+        self.assertIn("cannot connect to the database", errors[0])
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertNotIn("pa55word", result.stderr)
+        self.assertNotIn("some-token-value", result.stderr)
+
     def test_local_prints_a_curl_line_that_works(self) -> None:
         process = subprocess.Popen(
             [sys.executable, "entrypoint.py", "--local", "--local-port", "0"],
