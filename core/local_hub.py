@@ -609,7 +609,7 @@ class LocalHub:
             consumer.ready = True
             consumer.touch()
             logger.info(
-                "consumer %d connected (vsn %s, token %s)",
+                "consumer %d connected (vsn %s, token id %s)",
                 consumer.id,
                 serializer.version,
                 token["id"],
