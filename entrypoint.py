@@ -1,4 +1,4 @@
-"""The service's command line: ``python entrypoint.py [--local]``.
+"""The service's command line: ``python entrypoint.py [--local | actions | call | new | schema]``.
 
 With no options it connects to the hub named by ``WEBSOCKET_URL`` and ``TOKEN``. With
 ``--local`` it starts the embedded local hub in the same process and connects to it, so the
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import text
 
-from core import json_codec
+from core import devtools, json_codec
 from core.action_registry import ActionRegistry, DiscoveryError
 from core.action_runner import ActionRunner
 from core.database import DatabaseStartupError, database
@@ -118,12 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--local-port", type=int, default=4000, help="port of the local hub (default 4000)"
     )
+    commands = parser.add_subparsers(dest="command", title="developer commands")
+    devtools.add_subcommands(commands)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except SettingsError as error:
         return fail(str(error))
     configure_logging(settings.log_level, settings.log_format)
+    if args.command:
+        return devtools.run_subcommand(args, settings)
     return asyncio.run(serve(settings, args.local, args.local_port))
 
 
