@@ -52,6 +52,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
+from core.settings import SettingsError, integer_setting
+
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -139,16 +141,10 @@ def _read_environment(environ: Mapping[str, str]) -> str:
 
 
 def _read_int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise DatabaseConfigError(f"{name} must be an integer, not {raw!r}") from None
-    if value < minimum:
-        raise DatabaseConfigError(f"{name} must be at least {minimum}, not {value}")
-    return value
+        return integer_setting(environ, name, default, minimum)
+    except SettingsError as error:
+        raise DatabaseConfigError(str(error)) from None
 
 
 def _parse_url(raw: str, origin: str) -> URL:

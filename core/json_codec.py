@@ -1,7 +1,9 @@
 """JSON encoding and decoding used on the wire.
 
 One place decides which JSON library the service uses, so the hot path (every frame in and
-out) can use a fast encoder without the rest of the code knowing about it.
+out) can use a fast encoder without the rest of the code knowing about it. orjson is used
+when it is installed (it is in requirements.txt); the standard library is the fallback, and
+also handles the rare values orjson refuses (integers beyond 64 bits, NaN literals).
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import json
 from typing import Any
 
 from pydantic_core import to_jsonable_python
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised only where orjson is not installed
+    orjson = None  # type: ignore[assignment]  # the fallback below needs no orjson
 
 
 class JSONDecodeFailure(ValueError):
@@ -21,14 +28,40 @@ def _fallback(value: Any) -> Any:
     return to_jsonable_python(value)
 
 
-def dumps(value: Any) -> str:
-    """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_fallback)
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_fallback)
 
 
-def loads(text: str | bytes) -> Any:
-    """Decode JSON, raising `JSONDecodeFailure` for anything that is not JSON."""
+def _stdlib_loads(text: str | bytes) -> Any:
     try:
         return json.loads(text)
     except (ValueError, RecursionError, TypeError) as error:
         raise JSONDecodeFailure(str(error)[:200]) from None
+
+
+if orjson is not None:
+    _orjson_dumps = orjson.dumps
+    _orjson_loads = orjson.loads
+
+    def dumps(value: Any) -> str:
+        """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
+        try:
+            return _orjson_dumps(value, default=_fallback).decode()
+        except TypeError:
+            return _encoder.encode(value)
+
+    def loads(text: str | bytes) -> Any:
+        """Decode JSON, raising `JSONDecodeFailure` for anything that is not JSON."""
+        try:
+            return _orjson_loads(text)
+        except ValueError:
+            return _stdlib_loads(text)
+
+else:  # pragma: no cover - exercised only where orjson is not installed
+
+    def dumps(value: Any) -> str:
+        """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
+        return _encoder.encode(value)
+
+    def loads(text: str | bytes) -> Any:
+        """Decode JSON, raising `JSONDecodeFailure` for anything that is not JSON."""
+        return _stdlib_loads(text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import re
@@ -34,16 +36,23 @@ class SecretFilter(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: set[str] = set()
+        self._secrets: tuple[str, ...] = ()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values being hidden."""
+        return self._secrets
 
     def add(self, secret: str) -> None:
         """Start hiding `secret` (too-short values are ignored: they would mangle text)."""
-        if len(secret) >= 4:
-            self._secrets.add(secret)
+        if len(secret) >= 4 and secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the record in place; never drops it."""
-        message = redact_url(record.getMessage())
+        message = record.getMessage()
+        if "token=" in message:
+            message = redact_url(message)
         for secret in self._secrets:
             message = message.replace(secret, "***")
         if record.exc_info and not record.exc_text:
@@ -84,9 +93,14 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+_fast_handler: logging.StreamHandler[Any] | None = None
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     """Send logs to stderr in the chosen format, with the secret filter on the handler."""
-    handler = logging.StreamHandler(sys.stderr)
+    global _fast_handler
+    handler: logging.StreamHandler[Any] = logging.StreamHandler(sys.stderr)
     handler.addFilter(secret_filter)
     if log_format == "json":
         handler.setFormatter(JSONFormatter())
@@ -97,6 +111,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    _fast_handler = handler
     # websockets logs every frame at DEBUG; keep its noise out unless asked for.
     logging.getLogger("websockets").setLevel(max(logging.INFO, root.level))
     # Alembic announces each of its plugins at INFO when it loads.
@@ -130,3 +145,102 @@ class RateLimitedLog:
             return
         self._count += 1
         self._logger.warning(truncate(message % args if args else message))
+
+
+class RequestLog:
+    """The one line per request (action, status, duration, ref), on the ``core.requests`` logger.
+
+    This line is written for every request, so its cost is the framework's cost per request.
+    When `configure_logging` owns the output (the service's normal set-up, nothing else
+    attached), lines are formatted directly, in the handler's format, and written once per
+    event-loop iteration instead of once each, skipping the LogRecord machinery. Whenever
+    anyone else is listening (another handler, a filter, a test capturing logs), it goes
+    through `logging` as usual.
+    """
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger("core.requests")
+        self._pending: list[str] = []
+        self._second = -1
+        self._second_text = ""
+
+    def write(self, action: str, status: int, seconds: float, ref: str) -> None:
+        """Log one answered request."""
+        logger = self._logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        duration_ms = round(seconds * 1000, 1)
+        handler = _fast_handler
+        if handler is None or not _owns_output(handler, logger):
+            logger.info(
+                "action=%s status=%d duration_ms=%.1f ref=%s",
+                action,
+                status,
+                duration_ms,
+                ref,
+                extra={"action": action, "status": status, "duration_ms": duration_ms, "ref": ref},
+            )
+            return
+        now = time.time()
+        message = f"action={action} status={status} duration_ms={duration_ms:.1f} ref={ref}"
+        if handler.formatter.__class__ is JSONFormatter:
+            line = json.dumps(
+                {
+                    "timestamp": datetime.fromtimestamp(now, UTC).isoformat(
+                        timespec="milliseconds"
+                    ),
+                    "level": "INFO",
+                    "logger": "core.requests",
+                    "message": message,
+                    "action": action,
+                    "ref": ref,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                },
+                ensure_ascii=False,
+            )
+        else:
+            line = f"{self._timestamp(now)} INFO core.requests: {message}"
+        for secret in secret_filter.secrets:
+            if secret in line:
+                line = line.replace(secret, "***")
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        """Write the lines gathered during this loop iteration."""
+        if not self._pending or _fast_handler is None:
+            return
+        lines, self._pending = self._pending, []
+        stream = _fast_handler.stream
+        try:
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # the stream is gone (process exiting): nothing else to do with the lines
+
+    def _timestamp(self, now: float) -> str:
+        """``%(asctime)s`` as logging.Formatter renders it, cached for the current second."""
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return f"{self._second_text},{int((now - second) * 1000):03d}"
+
+
+def _owns_output(handler: logging.StreamHandler[Any], logger: logging.Logger) -> bool:
+    """True when `handler` on the root logger is the only place a request line can go."""
+    handlers = logging.root.handlers
+    return (
+        len(handlers) == 1
+        and handlers[0] is handler
+        and not logger.handlers
+        and not logger.filters
+        and logger.propagate
+        and len(handler.filters) == 1
+    )
+
+
+request_log = RequestLog()
+atexit.register(request_log.flush)

@@ -102,16 +102,17 @@ class V1Serializer:
     def decode(self, frame: str | bytes) -> Message:
         """Decode an object frame; anything else raises `FrameError`."""
         data = _decode_json(frame)
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             raise FrameError("a v1 frame must be a JSON object")
-        topic, event = _check_names(data.get("topic"), data.get("event"))
-        return Message(
-            topic=topic,
-            event=event,
-            payload=data.get("payload"),
-            ref=_optional_ref(data.get("ref"), "ref"),
-            join_ref=_optional_ref(data.get("join_ref"), "join_ref"),
-        )
+        topic, event = data.get("topic"), data.get("event")
+        if type(topic) is not str or type(event) is not str:
+            topic, event = _check_names(topic, event)
+        ref, join_ref = data.get("ref"), data.get("join_ref")
+        if ref is not None and type(ref) is not str:
+            ref = _optional_ref(ref, "ref")
+        if join_ref is not None and type(join_ref) is not str:
+            join_ref = _optional_ref(join_ref, "join_ref")
+        return Message(topic, event, data.get("payload"), ref, join_ref)
 
 
 class V2Serializer:

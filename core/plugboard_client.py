@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidState, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 
 from core import json_codec
@@ -103,6 +103,8 @@ class PlugboardClient:
         self._rejoin_task: asyncio.Task[None] | None = None
         self._join_timer: asyncio.TimerHandle | None = None
         self._outbox: deque[tuple[float, str, dict[str, Any]]] = deque()
+        self._batch: list[tuple[str, dict[str, Any]]] = []
+        self._batch_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
         # Lifecycle.
@@ -444,15 +446,41 @@ class PlugboardClient:
                 return
 
     async def _send_response(self, response_ref: str, payload: dict[str, Any]) -> None:
-        if self.joined and self.websocket is not None:
-            try:
-                await self._send(
-                    Message(SERVICE_TOPIC, "response", payload, response_ref, self.join_ref)
-                )
-                return
-            except (ConnectionClosed, ConnectionError):
-                pass
-        self._keep(response_ref, payload)
+        """Queue a response: those finished in one loop iteration go out in one write."""
+        if not self.joined or self.websocket is None:
+            self._keep(response_ref, payload)
+            return
+        self._batch.append((response_ref, payload))
+        if len(self._batch) == 1:
+            self._batch_task = asyncio.get_running_loop().create_task(self._send_batch())
+
+    async def _send_batch(self) -> None:
+        # Runs one loop iteration after the first response was queued, so every response
+        # completed in between is written with it: one socket write and one drain for all.
+        batch, self._batch = self._batch, []
+        websocket = self.websocket
+        try:
+            if websocket is None or not self.joined:
+                raise ConnectionError("not joined")
+            encode, join_ref = self.serializer.encode, self.join_ref
+            frames = [
+                encode(Message(SERVICE_TOPIC, "response", payload, ref, join_ref))
+                for ref, payload in batch
+            ]
+            protocol = websocket.protocol
+            for frame in frames[:-1]:
+                protocol.send_text(frame.encode())
+            await websocket.send(frames[-1])  # also writes the frames queued above
+        except (ConnectionClosed, ConnectionError, InvalidState):
+            # Keep the whole batch: what may have reached the hub is harmless to resend
+            # (the hub ignores a response whose request it no longer waits for).
+            for response_ref, payload in batch:
+                self._keep(response_ref, payload)
+
+    async def _responses_sent(self) -> None:
+        """Wait until queued responses have been written (before leaving)."""
+        while self._batch_task is not None and not self._batch_task.done():
+            await self._batch_task
 
     def _keep(self, response_ref: str, payload: dict[str, Any]) -> None:
         if len(self._outbox) >= self.settings.outbox_limit:
@@ -512,6 +540,7 @@ class PlugboardClient:
         await self._close_for_good()
 
     async def _close_for_good(self) -> None:
+        await self._responses_sent()
         websocket = self.websocket
         if websocket is not None and self.joined and self.join_ref is not None:
             self.leave_ref = self.refs.next()

@@ -17,16 +17,17 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
 
 from core.action_response import ActionResponse
 from core.action_runner import ActionRunner
-from core.log import RateLimitedLog, truncate
+from core.log import RateLimitedLog, request_log, truncate
 
 logger = logging.getLogger(__name__)
-request_log = logging.getLogger("core.requests")
+# How often running requests are checked against their time limits.
+SWEEP_SECONDS = 0.05
 
 # Sends a response payload for a response_ref; supplied by the client.
 Respond = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -106,6 +107,16 @@ class RequestExecutor:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="action")
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per action, decided once: its time limit and whether run() is a coroutine function.
+        self._limits = {
+            name: action.timeout_seconds or default_timeout for name, action in actions.items()
+        }
+        self._is_async = {
+            name: inspect.iscoroutinefunction(action.run) for name, action in actions.items()
+        }
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
         self._accepting = True
         self._bad_input = RateLimitedLog(logger)
         self.stats: dict[str, ActionStats] = {}
@@ -134,8 +145,7 @@ class RequestExecutor:
         task = asyncio.get_running_loop().create_task(
             self._handle(response_ref, payload.get("action"), payload.get("fields"))
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(task)  # _handle removes it when done (cheaper than a done callback)
 
     def stop_accepting(self) -> None:
         """From now on, answer new requests 503 without running them."""
@@ -162,13 +172,54 @@ class RequestExecutor:
     async def _handle(self, response_ref: str, action_name: Any, fields: Any) -> None:
         started = time.perf_counter()
         name = action_name if isinstance(action_name, str) else "?"
+        task = asyncio.current_task()
+        assert task is not None  # always run as a task by submit()
         try:
-            response = await self._execute(response_ref, action_name, fields)
+            response = await self._execute(task, response_ref, action_name, fields)
         except asyncio.CancelledError:
-            response = error_response(503, "The service shut down before the action finished")
+            if task not in self._expired:
+                response = error_response(503, "The service shut down before the action finished")
+                await self._finish(response_ref, name, response, started)
+                self._tasks.discard(task)
+                raise
+            task.uncancel()
+            response = self._timed_out(response_ref, name)
+        finally:
+            self._deadlines.pop(task, None)
+            self._expired.discard(task)
+        try:
             await self._finish(response_ref, name, response, started)
-            raise
-        await self._finish(response_ref, name, response, started)
+        finally:
+            self._tasks.discard(task)
+
+    def _timed_out(self, response_ref: str, name: str) -> ActionResponse:
+        limit = self._limits.get(name, self._default_timeout)
+        logger.warning(
+            "action %s ran past its %.3g s time limit (ref %s)",
+            name,
+            limit,
+            response_ref,
+            extra={"action": name, "ref": response_ref},
+        )
+        return error_response(504, f"The action did not finish within {limit:g} s")
+
+    def _watch(self, task: asyncio.Task[Any], deadline: float) -> None:
+        """Cancel `task` once `deadline` passes (one sweep timer for all requests)."""
+        self._deadlines[task] = deadline
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for task, deadline in list(self._deadlines.items()):
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._sweeper = (
+            asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+            if self._deadlines
+            else None
+        )
 
     async def _finish(
         self, response_ref: str, name: str, response: ActionResponse, started: float
@@ -180,23 +231,17 @@ class RequestExecutor:
         if stats is None:
             stats = self.stats[key] = ActionStats()
         stats.record(response.status_code, duration, response.message)
-        duration_ms = round(duration * 1000, 1)
-        request_log.info(
-            "action=%s status=%d duration_ms=%.1f ref=%s",
-            truncate(name, 100),
+        request_log.write(
+            key if key != "(unknown)" else truncate(name, 100),
             response.status_code,
-            duration_ms,
+            duration,
             response_ref,
-            extra={
-                "action": name,
-                "status": response.status_code,
-                "duration_ms": duration_ms,
-                "ref": response_ref,
-            },
         )
         await self._respond(response_ref, response.to_payload())
 
-    async def _execute(self, response_ref: str, action_name: Any, fields: Any) -> ActionResponse:
+    async def _execute(
+        self, task: asyncio.Task[Any], response_ref: str, action_name: Any, fields: Any
+    ) -> ActionResponse:
         if not self._accepting:
             return error_response(503, "The service is shutting down; try again")
         if not isinstance(action_name, str):
@@ -212,20 +257,15 @@ class RequestExecutor:
             instance = action.model_validate(fields)
         except ValidationError as error:
             return validation_response(error)
-        timeout = action.timeout_seconds or self._default_timeout
+        self._watch(task, time.monotonic() + self._limits[action_name])
         try:
-            async with asyncio.timeout(timeout):
-                async with self._semaphore:
-                    result = await self._run(instance)
-        except TimeoutError:
-            logger.warning(
-                "action %s ran past its %.3g s time limit (ref %s)",
-                action_name,
-                timeout,
-                response_ref,
-                extra={"action": action_name, "ref": response_ref},
-            )
-            return error_response(504, f"The action did not finish within {timeout:g} s")
+            async with self._semaphore:
+                if self._is_async[action_name]:
+                    client, websocket = self._context()
+                    # run() is a coroutine function here (checked once, at start-up).
+                    result = await instance.run(client, websocket)  # type: ignore[misc]
+                else:
+                    result = await self._run_in_thread(instance)
         except Exception:
             error_id = uuid.uuid4().hex[:12]
             logger.exception(
@@ -248,10 +288,8 @@ class RequestExecutor:
             return error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
         return result
 
-    async def _run(self, instance: ActionRunner) -> Any:
+    async def _run_in_thread(self, instance: ActionRunner) -> Any:
         client, websocket = self._context()
-        if inspect.iscoroutinefunction(type(instance).run):
-            return await cast(Awaitable[ActionResponse], instance.run(client, websocket))
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._threads, instance.run, client, websocket)
         if inspect.isawaitable(result):

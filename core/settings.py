@@ -14,7 +14,8 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+def number_setting(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """The number in ``env[name]`` (`default` when unset); `SettingsError` names the variable."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -27,8 +28,9 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    value = _number(env, name, default, minimum)
+def integer_setting(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    """The whole number in ``env[name]`` (`default` when unset); `SettingsError` names it."""
+    value = number_setting(env, name, default, minimum)
     if value != int(value):
         raise SettingsError(f"{name} must be a whole number, got {env.get(name)!r}")
     return int(value)
@@ -71,15 +73,17 @@ class Settings:
             token=source.get("TOKEN", "").strip(),
             phoenix_vsn=vsn,
             actions_path=Path(source.get("ACTIONS_PATH", "") or PROJECT_ROOT / "actions"),
-            max_concurrency=_integer(source, "MAX_CONCURRENCY", 100, 1),
-            action_timeout_seconds=_number(source, "ACTION_TIMEOUT_SECONDS", 25.0, 0.001),
-            heartbeat_interval_seconds=_number(source, "HEARTBEAT_INTERVAL_SECONDS", 30.0, 0.01),
-            join_timeout_seconds=_number(source, "JOIN_TIMEOUT_SECONDS", 10.0, 0.01),
-            shutdown_grace_seconds=_number(source, "SHUTDOWN_GRACE_SECONDS", 25.0, 0.0),
-            max_message_bytes=_integer(source, "MAX_MESSAGE_BYTES", 1024 * 1024, 1024),
-            outbox_limit=_integer(source, "OUTBOX_LIMIT", 1000, 1),
-            response_max_age_seconds=_number(source, "RESPONSE_MAX_AGE_SECONDS", 30.0, 0.0),
-            health_port=_integer(source, "HEALTH_PORT", 0, 0) if health else None,
+            max_concurrency=integer_setting(source, "MAX_CONCURRENCY", 100, 1),
+            action_timeout_seconds=number_setting(source, "ACTION_TIMEOUT_SECONDS", 25.0, 0.001),
+            heartbeat_interval_seconds=number_setting(
+                source, "HEARTBEAT_INTERVAL_SECONDS", 30.0, 0.01
+            ),
+            join_timeout_seconds=number_setting(source, "JOIN_TIMEOUT_SECONDS", 10.0, 0.01),
+            shutdown_grace_seconds=number_setting(source, "SHUTDOWN_GRACE_SECONDS", 25.0, 0.0),
+            max_message_bytes=integer_setting(source, "MAX_MESSAGE_BYTES", 1024 * 1024, 1024),
+            outbox_limit=integer_setting(source, "OUTBOX_LIMIT", 1000, 1),
+            response_max_age_seconds=number_setting(source, "RESPONSE_MAX_AGE_SECONDS", 30.0, 0.0),
+            health_port=integer_setting(source, "HEALTH_PORT", 0, 0) if health else None,
             log_level=(source.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"),
             log_format=log_format,
         )
