@@ -1,0 +1,1 @@
+"""The service's benchmark: ``python -m bench.run`` (the module's docstring explains it)."""
