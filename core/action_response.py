@@ -21,9 +21,10 @@ class ActionResponse(BaseModel):
 
     def to_payload(self) -> dict[str, Any]:
         """The payload of the ``response`` message sent to the hub."""
+        code = self.status_code
         return {
-            "status": self.status,
-            "status_code": self.status_code,
+            "status": "success" if 200 <= code < 300 else "error",
+            "status_code": code,
             "message": self.message,
             "fields": self.fields,
         }

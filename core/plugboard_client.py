@@ -337,10 +337,11 @@ class PlugboardClient:
         logger.info("connected to %s", self.redacted_url)
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(websocket))
         await self._join()
+        receive = websocket.recv  # a plain loop: `async for` adds an async generator per frame
         try:
-            async for frame in websocket:
-                self._receive(frame)
-                if self.joined and reconnect.attempts:
+            while True:
+                self._receive(await receive())
+                if reconnect.attempts and self.joined:
                     reconnect.reset()
         except ConnectionClosed:
             pass

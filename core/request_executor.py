@@ -107,12 +107,14 @@ class RequestExecutor:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="action")
         self._tasks: set[asyncio.Task[None]] = set()
-        # Per action, decided once: its time limit and whether run() is a coroutine function.
-        self._limits = {
-            name: action.timeout_seconds or default_timeout for name, action in actions.items()
-        }
-        self._is_async = {
-            name: inspect.iscoroutinefunction(action.run) for name, action in actions.items()
+        # Per action, decided once: the class, its time limit, whether run() is a coroutine.
+        self._plans: dict[str, tuple[type[ActionRunner], float, bool]] = {
+            name: (
+                action,
+                action.timeout_seconds or default_timeout,
+                inspect.iscoroutinefunction(action.run),
+            )
+            for name, action in actions.items()
         }
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
@@ -133,11 +135,11 @@ class RequestExecutor:
 
     def submit(self, payload: Any) -> None:
         """Start handling a `request` payload; returns at once."""
-        if not isinstance(payload, dict):
+        if type(payload) is not dict:
             self._bad_input.warning("request payload is not an object: %s", truncate(repr(payload)))
             return
         response_ref = payload.get("response_ref")
-        if not isinstance(response_ref, str) or not response_ref:
+        if type(response_ref) is not str or not response_ref:
             self._bad_input.warning(
                 "request without a usable response_ref: %s", truncate(repr(payload))
             )
@@ -170,30 +172,99 @@ class RequestExecutor:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _handle(self, response_ref: str, action_name: Any, fields: Any) -> None:
+        # The hot path: every request runs through here once, so it is written flat (one
+        # coroutine, no context managers); the rare outcomes live in small helpers.
         started = time.perf_counter()
-        name = action_name if isinstance(action_name, str) else "?"
         task = asyncio.current_task()
         assert task is not None  # always run as a task by submit()
+        name = action_name if type(action_name) is str else "?"
+        plan = self._plans.get(name)
+        if fields is None:
+            fields = {}
         try:
-            response = await self._execute(task, response_ref, action_name, fields)
+            if plan is None or not self._accepting or type(fields) is not dict:
+                response = self._refusal(action_name, fields)
+            else:
+                action, limit, is_async = plan
+                try:
+                    instance = action.model_validate(fields)
+                except ValidationError as error:
+                    response = validation_response(error)
+                else:
+                    self._watch(task, time.monotonic() + limit)
+                    semaphore = self._semaphore
+                    await semaphore.acquire()  # not `async with`: two coroutines fewer
+                    try:
+                        if is_async:
+                            client, websocket = self._context()
+                            # run() is a coroutine function here (checked at start-up).
+                            result = await instance.run(client, websocket)  # type: ignore[misc]
+                        else:
+                            result = await self._run_in_thread(instance)
+                    except Exception:
+                        response = self._crashed(name, response_ref, None)
+                    else:
+                        response = (
+                            result
+                            if isinstance(result, ActionResponse)
+                            else self._crashed(name, response_ref, result)
+                        )
+                    finally:
+                        semaphore.release()
         except asyncio.CancelledError:
             if task not in self._expired:
                 response = error_response(503, "The service shut down before the action finished")
-                await self._finish(response_ref, name, response, started)
-                self._tasks.discard(task)
+                self._forget(task)
+                await self._respond(
+                    response_ref, self._account(response_ref, name, response, started)
+                )
                 raise
             task.uncancel()
             response = self._timed_out(response_ref, name)
-        finally:
-            self._deadlines.pop(task, None)
-            self._expired.discard(task)
-        try:
-            await self._finish(response_ref, name, response, started)
-        finally:
-            self._tasks.discard(task)
+        self._forget(task)
+        await self._respond(response_ref, self._account(response_ref, name, response, started))
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._deadlines.pop(task, None)
+        self._expired.discard(task)
+
+    def _refusal(self, action_name: Any, fields: Any) -> ActionResponse:
+        """The answer to a request that is not run: 503, 400 or 404."""
+        if not self._accepting:
+            return error_response(503, "The service is shutting down; try again")
+        if not isinstance(action_name, str):
+            return error_response(400, "The request's action must be a string")
+        if action_name not in self._plans:
+            return error_response(404, f"Unknown action {truncate(action_name, 100)!r}")
+        return error_response(400, "The request's fields must be a JSON object")
+
+    def _crashed(self, name: str, response_ref: str, result: Any) -> ActionResponse:
+        """The 500 answer when run() raised (call inside `except`) or returned a non-response."""
+        error_id = uuid.uuid4().hex[:12]
+        context = {"action": name, "ref": response_ref, "error_id": error_id}
+        if result is None:
+            logger.exception(
+                "action %s raised (error id %s, ref %s)",
+                name,
+                error_id,
+                response_ref,
+                extra=context,
+            )
+        else:
+            logger.error(
+                "action %s returned %s instead of an ActionResponse (error id %s, ref %s)",
+                name,
+                type(result).__name__,
+                error_id,
+                response_ref,
+                extra=context,
+            )
+        return error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
 
     def _timed_out(self, response_ref: str, name: str) -> ActionResponse:
-        limit = self._limits.get(name, self._default_timeout)
+        plan = self._plans.get(name)
+        limit = plan[1] if plan is not None else self._default_timeout
         logger.warning(
             "action %s ran past its %.3g s time limit (ref %s)",
             name,
@@ -221,9 +292,10 @@ class RequestExecutor:
             else None
         )
 
-    async def _finish(
+    def _account(
         self, response_ref: str, name: str, response: ActionResponse, started: float
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Count and log an answered request; returns the response payload to send."""
         duration = time.perf_counter() - started
         # Unknown action names are counted under "(unknown)": callers choose them freely.
         key = name if name in self._actions else "(unknown)"
@@ -237,56 +309,7 @@ class RequestExecutor:
             duration,
             response_ref,
         )
-        await self._respond(response_ref, response.to_payload())
-
-    async def _execute(
-        self, task: asyncio.Task[Any], response_ref: str, action_name: Any, fields: Any
-    ) -> ActionResponse:
-        if not self._accepting:
-            return error_response(503, "The service is shutting down; try again")
-        if not isinstance(action_name, str):
-            return error_response(400, "The request's action must be a string")
-        action = self._actions.get(action_name)
-        if action is None:
-            return error_response(404, f"Unknown action {truncate(action_name, 100)!r}")
-        if fields is None:
-            fields = {}
-        if not isinstance(fields, dict):
-            return error_response(400, "The request's fields must be a JSON object")
-        try:
-            instance = action.model_validate(fields)
-        except ValidationError as error:
-            return validation_response(error)
-        self._watch(task, time.monotonic() + self._limits[action_name])
-        try:
-            async with self._semaphore:
-                if self._is_async[action_name]:
-                    client, websocket = self._context()
-                    # run() is a coroutine function here (checked once, at start-up).
-                    result = await instance.run(client, websocket)  # type: ignore[misc]
-                else:
-                    result = await self._run_in_thread(instance)
-        except Exception:
-            error_id = uuid.uuid4().hex[:12]
-            logger.exception(
-                "action %s raised (error id %s, ref %s)",
-                action_name,
-                error_id,
-                response_ref,
-                extra={"action": action_name, "ref": response_ref, "error_id": error_id},
-            )
-            return error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
-        if not isinstance(result, ActionResponse):
-            error_id = uuid.uuid4().hex[:12]
-            logger.error(
-                "action %s returned %s instead of an ActionResponse (error id %s)",
-                action_name,
-                type(result).__name__,
-                error_id,
-                extra={"action": action_name, "ref": response_ref, "error_id": error_id},
-            )
-            return error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
-        return result
+        return response.to_payload()
 
     async def _run_in_thread(self, instance: ActionRunner) -> Any:
         client, websocket = self._context()
