@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import text
 
@@ -107,19 +107,6 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         return await client.run()
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (it is in requirements.txt), else asyncio's.
-
-    The benchmark showed the event loop's own work (tasks, callbacks, transports) as a
-    large share of the CPU per request; uvloop does that work in C.
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run; returns the exit code."""
     parser = argparse.ArgumentParser(description="Py-Service: a Plugboard consumer")
@@ -141,8 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command:
         return devtools.run_subcommand(args, settings)
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(serve(settings, args.local, args.local_port))
+    return asyncio.run(serve(settings, args.local, args.local_port))
 
 
 if __name__ == "__main__":
