@@ -1,9 +1,11 @@
 """JSON encoding and decoding used on the wire.
 
 One place decides which JSON library the service uses, so the hot path (every frame in and
-out) can use a fast encoder without the rest of the code knowing about it. orjson is used
-when it is installed (it is in requirements.txt); the standard library is the fallback, and
-also handles the rare values orjson refuses (integers beyond 64 bits, NaN literals).
+out) can use a fast encoder without the rest of the code knowing about it. orjson encodes
+when it is installed (it is in requirements.txt), with the standard library as the fallback
+for what orjson refuses (integers beyond 64 bits). Decoding stays with the standard library:
+orjson silently turns integers beyond 64 bits into floats, and a caller's big id must reach
+the action exactly.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def _fallback(value: Any) -> Any:
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_fallback)
 
 
-def _stdlib_loads(text: str | bytes) -> Any:
+def loads(text: str | bytes) -> Any:
+    """Decode JSON, raising `JSONDecodeFailure` for anything that is not JSON."""
     try:
         return json.loads(text)
     except (ValueError, RecursionError, TypeError) as error:
@@ -40,7 +43,6 @@ def _stdlib_loads(text: str | bytes) -> Any:
 
 if orjson is not None:
     _orjson_dumps = orjson.dumps
-    _orjson_loads = orjson.loads
 
     def dumps(value: Any) -> str:
         """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
@@ -49,19 +51,8 @@ if orjson is not None:
         except TypeError:
             return _encoder.encode(value)
 
-    def loads(text: str | bytes) -> Any:
-        """Decode JSON, raising `JSONDecodeFailure` for anything that is not JSON."""
-        try:
-            return _orjson_loads(text)
-        except ValueError:
-            return _stdlib_loads(text)
-
 else:  # pragma: no cover - exercised only where orjson is not installed
 
     def dumps(value: Any) -> str:
         """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
         return _encoder.encode(value)
-
-    def loads(text: str | bytes) -> Any:
-        """Decode JSON, raising `JSONDecodeFailure` for anything that is not JSON."""
-        return _stdlib_loads(text)

@@ -83,3 +83,93 @@ class JSONLogTest(unittest.IsolatedAsyncioTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
+    """With configure_logging owning stderr, request lines skip logging but look the same."""
+
+    async def asyncSetUp(self) -> None:
+        import sys
+
+        from core import log
+
+        root = logging.getLogger()
+        self.saved = (list(root.handlers), root.level, sys.stderr, log._fast_handler)
+        self.stream = io.StringIO()
+        sys.stderr = self.stream
+
+    async def asyncTearDown(self) -> None:
+        import sys
+
+        from core import log
+
+        handlers, level, stderr, fast = self.saved
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        sys.stderr = stderr
+        log._fast_handler = fast
+
+    async def test_text_lines_match_the_logging_format(self) -> None:
+        import asyncio
+
+        from core.log import configure_logging, request_log
+
+        configure_logging("INFO", "text")
+        secret_filter_value = "fast-path-secret-value"
+        from core.log import secret_filter
+
+        secret_filter.add(secret_filter_value)
+        request_log.write("Echo", 200, 0.00123, "ref-1")
+        request_log.write(f"Odd{secret_filter_value}", 404, 0.5, "ref-2")
+        self.assertEqual(self.stream.getvalue(), "")  # written once per loop iteration
+        await asyncio.sleep(0)
+        lines = self.stream.getvalue().splitlines()
+        self.assertEqual(len(lines), 2)
+        pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO core.requests: "
+        self.assertRegex(lines[0], pattern + r"action=Echo status=200 duration_ms=1.2 ref=ref-1$")
+        self.assertIn("action=Odd*** status=404 duration_ms=500.0 ref=ref-2", lines[1])
+
+    async def test_json_lines(self) -> None:
+        import asyncio
+
+        from core.log import configure_logging, request_log
+
+        configure_logging("INFO", "json")
+        request_log.write("Echo", 504, 0.25, "ref-3")
+        await asyncio.sleep(0)
+        line = json.loads(self.stream.getvalue())
+        self.assertEqual(
+            {key: line[key] for key in ("level", "logger", "action", "status", "ref")},
+            {
+                "level": "INFO",
+                "logger": "core.requests",
+                "action": "Echo",
+                "status": 504,
+                "ref": "ref-3",
+            },
+        )
+        self.assertEqual(line["duration_ms"], 250.0)
+        self.assertIn("timestamp", line)
+
+    async def test_another_handler_gets_records_through_logging(self) -> None:
+        from core.log import configure_logging, request_log
+
+        configure_logging("INFO", "text")
+        with LogCapture().installed() as capture:
+            request_log.write("Echo", 200, 0.001, "ref-4")
+        self.assertEqual(len(capture.lines), 1)
+        self.assertIn("action=Echo status=200", capture.lines[0])
+
+    async def test_below_info_nothing_is_written(self) -> None:
+        import asyncio
+
+        from core.log import configure_logging, request_log
+
+        configure_logging("WARNING", "text")
+        request_log.write("Echo", 200, 0.001, "ref-5")
+        await asyncio.sleep(0)
+        self.assertEqual(self.stream.getvalue(), "")

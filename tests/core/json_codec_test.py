@@ -1,0 +1,44 @@
+"""Tests of the wire JSON codec (orjson with a standard-library fallback)."""
+
+from __future__ import annotations
+
+import datetime
+import unittest
+import uuid
+
+from core import json_codec
+from core.action_response import ActionResponse
+
+
+class CodecTest(unittest.TestCase):
+    def test_compact_and_unicode(self) -> None:
+        self.assertEqual(json_codec.dumps({"a": [1, "é"]}), '{"a":[1,"é"]}')
+
+    def test_pydantic_and_stdlib_values(self) -> None:
+        value = {
+            "response": ActionResponse(status_code=201, message="m"),
+            "when": datetime.date(2026, 1, 2),
+            "id": uuid.UUID(int=1),
+            "tags": {"x"},
+        }
+        decoded = json_codec.loads(json_codec.dumps(value))
+        self.assertEqual(decoded["response"]["status_code"], 201)
+        self.assertEqual(decoded["when"], "2026-01-02")
+        self.assertEqual(decoded["id"], "00000000-0000-0000-0000-000000000001")
+        self.assertEqual(decoded["tags"], ["x"])
+
+    def test_values_beyond_orjson_fall_back(self) -> None:
+        big = 2**70
+        self.assertEqual(json_codec.loads(json_codec.dumps({"n": big})), {"n": big})
+        self.assertEqual(
+            json_codec.loads("[123456789012345678901234567890]"), [123456789012345678901234567890]
+        )
+
+    def test_not_json(self) -> None:
+        for text in ("", "{", "nope", "[" * 100_000, b"\xff\xfe"):
+            with self.subTest(text=text[:10]), self.assertRaises(json_codec.JSONDecodeFailure):
+                json_codec.loads(text)
+
+
+if __name__ == "__main__":
+    unittest.main()
