@@ -22,7 +22,6 @@ from core.action_registry import ActionRegistry, DiscoveryError
 from core.action_runner import ActionRunner
 from core.database import DatabaseStartupError, database
 from core.event_handler import EventHandler
-from core.health import HealthServer
 from core.log import configure_logging
 from core.plugboard_client import PlugboardClient
 from core.settings import Settings, SettingsError
@@ -95,6 +94,8 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
             sys.stdout.flush()
         client = PlugboardClient(settings, actions, events)
         if settings.health_port is not None:
+            from core.health import HealthServer  # aiohttp: only loaded when it is needed
+
             health = HealthServer(
                 client, settings.health_port, checks=[("database", database_ready)]
             )

@@ -104,7 +104,7 @@ class PlugboardClient:
         self._join_timer: asyncio.TimerHandle | None = None
         self._outbox: deque[tuple[float, str, dict[str, Any]]] = deque()
         self._batch: list[tuple[str, dict[str, Any]]] = []
-        self._batch_task: asyncio.Task[None] | None = None
+        self._batch_sent: asyncio.Future[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
         # Lifecycle.
@@ -447,17 +447,25 @@ class PlugboardClient:
                 return
 
     async def _send_response(self, response_ref: str, payload: dict[str, Any]) -> None:
-        """Queue a response: those finished in one loop iteration go out in one write."""
+        """Send a response; those finished in the same loop iteration go out together.
+
+        The first response of a batch waits one loop iteration, collecting the responses
+        that finish meanwhile, then writes them all; the others only join the batch.
+        """
         if not self.joined or self.websocket is None:
             self._keep(response_ref, payload)
             return
         self._batch.append((response_ref, payload))
-        if len(self._batch) == 1:
-            self._batch_task = asyncio.get_running_loop().create_task(self._send_batch())
+        if len(self._batch) > 1:
+            return
+        sent = self._batch_sent = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.sleep(0)
+        finally:  # even when cancelled: the batch holds other requests' responses too
+            await self._send_batch()
+            sent.set_result(None)
 
     async def _send_batch(self) -> None:
-        # Runs one loop iteration after the first response was queued, so every response
-        # completed in between is written with it: one socket write and one drain for all.
         batch, self._batch = self._batch, []
         websocket = self.websocket
         try:
@@ -479,9 +487,9 @@ class PlugboardClient:
                 self._keep(response_ref, payload)
 
     async def _responses_sent(self) -> None:
-        """Wait until queued responses have been written (before leaving)."""
-        while self._batch_task is not None and not self._batch_task.done():
-            await self._batch_task
+        """Wait until the batch being collected has been written (before leaving)."""
+        if self._batch_sent is not None and not self._batch_sent.done():
+            await asyncio.shield(self._batch_sent)
 
     def _keep(self, response_ref: str, payload: dict[str, Any]) -> None:
         if len(self._outbox) >= self.settings.outbox_limit:
