@@ -115,3 +115,15 @@ class LogCapture(logging.Handler):
         finally:
             root.removeHandler(self)
             root.setLevel(previous)
+
+
+async def consumer_of_a_stopped_hub(**overrides: Any) -> tuple[Consumer, int, str]:
+    """A consumer that joined a local hub which has stopped since; returns it with the port
+    and token that a restarted hub must use to get it back."""
+    hub = LocalHub()
+    await hub.start()
+    port, token = hub.port, next(iter(hub.tokens))
+    consumer = start_consumer(hub, **overrides)
+    await consumer.joined()
+    await hub.stop()
+    return consumer, port, token

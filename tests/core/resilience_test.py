@@ -10,7 +10,13 @@ from typing import Any
 
 from core.local_hub import LocalHub
 from core.phoenix import Message
-from tests.support import LogCapture, hub_and_consumer, start_consumer, wait_until
+from tests.support import (
+    LogCapture,
+    consumer_of_a_stopped_hub,
+    hub_and_consumer,
+    start_consumer,
+    wait_until,
+)
 
 
 def responses(hub: LocalHub, response_ref: str) -> list[Message]:
@@ -37,12 +43,7 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(status, 200)
 
     async def test_hub_restart_on_the_same_port(self) -> None:
-        first = LocalHub()
-        await first.start()
-        port, token = first.port, next(iter(first.tokens))
-        consumer = start_consumer(first)
-        await consumer.joined()
-        await first.stop()
+        consumer, port, token = await consumer_of_a_stopped_hub()
         await wait_until(lambda: not consumer.client.joined)
         async with LocalHub(port=port, tokens=[token]) as second:
             await second.wait_for_joined(1, timeout=10)
@@ -52,12 +53,7 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
             await consumer.stop()
 
     async def test_hub_down_for_ten_seconds_comes_back_within_seconds(self) -> None:
-        first = LocalHub()
-        await first.start()
-        port, token = first.port, next(iter(first.tokens))
-        consumer = start_consumer(first)
-        await consumer.joined()
-        await first.stop()
+        consumer, port, token = await consumer_of_a_stopped_hub()
         await asyncio.sleep(10)
         restarted = time.monotonic()
         async with LocalHub(port=port, tokens=[token]) as second:
