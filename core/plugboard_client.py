@@ -148,7 +148,9 @@ class PlugboardClient:
         refused = Backoff(REFUSED_DELAYS)
         while not stopped.is_set():
             try:
-                websocket = await self._connect()
+                websocket = await self._connect_unless_stopped()
+                if websocket is None:
+                    break
             except ConnectionRefused:
                 delay = refused.next()
                 logger.error(
@@ -311,6 +313,25 @@ class PlugboardClient:
                 "so the hub may reject it. Shorten action descriptions or split the service",
                 size,
             )
+
+    async def _connect_unless_stopped(self) -> ClientConnection | None:
+        """Connect, or return None as soon as the client is stopped (a shutdown must not
+        wait for a hub that does not answer the upgrade)."""
+        attempt = asyncio.ensure_future(self._connect())
+        stopped = asyncio.ensure_future(self._stopped_event().wait())
+        try:
+            await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not attempt.done():
+            attempt.cancel()
+            await asyncio.wait({attempt})
+            # It may have finished before the cancellation landed: close what it opened,
+            # and consume its error (moot now) so asyncio does not report it.
+            if not attempt.cancelled() and attempt.exception() is None:
+                await attempt.result().close()
+            return None
+        return attempt.result()
 
     async def _connect(self) -> ClientConnection:
         try:

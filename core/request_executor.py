@@ -197,7 +197,8 @@ class RequestExecutor:
                     try:
                         if is_async:
                             client, websocket = self._context()
-                            # run() is a coroutine function here (checked at start-up).
+                            # run() may be sync or async in its signature; here it is async
+                            # (checked at start-up), which mypy cannot know.
                             result = await instance.run(client, websocket)  # type: ignore[misc]
                         else:
                             result = await self._run_in_thread(instance)

@@ -126,6 +126,24 @@ class JoinTest(unittest.IsolatedAsyncioTestCase):
         self.assertNotIn(token, logs.text())
         self.assertIn(token, consumer.client.connection_url())
 
+    async def test_warns_when_the_url_nears_the_request_line_limit(self) -> None:
+        class Wordy(ActionRunner):
+            text: str = Field(description="x" * 9000)
+
+            @classmethod
+            def description(cls) -> str:
+                return "An action with a very long field description"
+
+            async def run(self, client: Any, websocket: Any) -> ActionResponse:
+                return ActionResponse(status_code=200)
+
+        with LogCapture().installed() as logs:
+            async with LocalHub() as hub:
+                consumer = start_consumer(hub, {"Wordy": Wordy})
+                await wait_until(lambda: "connection URL is" in logs.text())
+                await consumer.stop()
+        self.assertIn("8,000 bytes", logs.text())
+
 
 class ConcurrencyTest(unittest.IsolatedAsyncioTestCase):
     async def test_fifty_slow_requests_take_about_as_long_as_one(self) -> None:

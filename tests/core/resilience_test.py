@@ -49,7 +49,9 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
             await second.wait_for_joined(1, timeout=10)
             status, _ = await second.request("Echo", {"message": "again"})
             self.assertEqual(status, 200)
-            self.assertEqual(str(consumer.client.service.id), second.service_id)  # type: ignore[union-attr]
+            service = consumer.client.service
+            assert service is not None
+            self.assertEqual(str(service.id), second.service_id)
             await consumer.stop()
 
     async def test_hub_down_for_ten_seconds_comes_back_within_seconds(self) -> None:
@@ -95,6 +97,26 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
                 lambda: consumer.client.join_ref != join_ref and consumer.client.joined
             )
             self.assertEqual((await hub.request("Echo", {"message": "x"}))[0], 200)
+
+    async def test_join_error_is_logged_and_retried(self) -> None:
+        with LogCapture().installed() as logs:
+            async with hub_and_consumer() as (hub, consumer):
+                join_ref = consumer.client.join_ref
+                error = {"status": "error", "response": {"reason": "join crashed"}}  # as the hub
+                frame = {
+                    "topic": "service",
+                    "event": "phx_reply",
+                    "payload": error,
+                    "ref": join_ref,
+                }
+                await hub.send_raw(json.dumps(frame))
+                await wait_until(lambda: "join crashed" in logs.text())
+                self.assertFalse(consumer.client.joined)
+                await wait_until(
+                    lambda: consumer.client.join_ref != join_ref and consumer.client.joined
+                )
+                self.assertEqual((await hub.request("Echo", {"message": "x"}))[0], 200)
+        self.assertIn("ERROR core.plugboard_client: the hub refused to join", logs.text())
 
 
 class NothingLostTest(unittest.IsolatedAsyncioTestCase):
