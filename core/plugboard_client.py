@@ -323,7 +323,7 @@ class PlugboardClient:
             await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
-        if not attempt.done():
+        if not attempt.done() or self._stopped_event().is_set():
             attempt.cancel()
             await asyncio.wait({attempt})
             # It may have finished before the cancellation landed: close what it opened,
