@@ -60,8 +60,9 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
         restarted = time.monotonic()
         async with LocalHub(port=port, tokens=[token]) as second:
             await second.wait_for_joined(1, timeout=10)
-            # The schedule tops out at 5 s (+20 % jitter): back within about 6 s.
-            self.assertLess(time.monotonic() - restarted, 7.0)
+            # The schedule tops out at 5 s (+20 % jitter): back within about 6 s (8 s allows
+            # for a loaded CI machine).
+            self.assertLess(time.monotonic() - restarted, 8.0)
             await consumer.stop()
 
     async def test_silent_hub_is_noticed_by_the_heartbeat(self) -> None:
