@@ -211,8 +211,16 @@ class PlugboardClient:
             logger.exception("the %s handler failed; the connection stays up", event)
 
     def is_current_join(self, message: Message) -> bool:
-        """True when `message` refers to the current join (not an earlier one)."""
-        return self.join_ref is not None and self.join_ref in (message.join_ref, message.ref)
+        """True when `message` refers to the current join, not an earlier one.
+
+        A message that names no join at all (both refs null) is taken as the current one:
+        ignoring a channel error would leave this replica out of the rotation for good.
+        """
+        if self.join_ref is None:
+            return False
+        if message.ref is None and message.join_ref is None:
+            return True
+        return self.join_ref in (message.join_ref, message.ref)
 
     def heartbeat_acknowledged(self, ref: str | None) -> None:
         """A heartbeat reply arrived."""

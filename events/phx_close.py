@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.event_handler import EventHandler
 from core.phoenix import PHX_CLOSE, Message
-from core.plugboard_client import PlugboardClient
+from core.plugboard_client import SERVICE_TOPIC, PlugboardClient
 
 
 class PhxCloseEvent(EventHandler):
@@ -14,5 +14,5 @@ class PhxCloseEvent(EventHandler):
 
     def handle(self, client: PlugboardClient, message: Message) -> None:
         """Mark the channel closed."""
-        if client.is_current_join(message):
+        if message.topic == SERVICE_TOPIC and client.is_current_join(message):
             client.channel_lost(self.event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.event_handler import EventHandler
 from core.phoenix import PHX_ERROR, Message
-from core.plugboard_client import PlugboardClient
+from core.plugboard_client import SERVICE_TOPIC, PlugboardClient
 
 
 class PhxErrorEvent(EventHandler):
@@ -14,5 +14,5 @@ class PhxErrorEvent(EventHandler):
 
     def handle(self, client: PlugboardClient, message: Message) -> None:
         """Rejoin unless the error is about an earlier join."""
-        if client.is_current_join(message):
+        if message.topic == SERVICE_TOPIC and client.is_current_join(message):
             client.channel_lost(self.event)
