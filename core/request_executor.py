@@ -215,15 +215,19 @@ class RequestExecutor:
         except asyncio.CancelledError:
             if task not in self._expired:
                 response = error_response(503, "The service shut down before the action finished")
-                self._forget(task)
-                await self._respond(
-                    response_ref, self._account(response_ref, name, response, started)
-                )
+                try:
+                    payload = self._account(response_ref, name, response, started)
+                    await self._respond(response_ref, payload)
+                finally:
+                    self._forget(task)
                 raise
             task.uncancel()
             response = self._timed_out(response_ref, name)
-        self._forget(task)
-        await self._respond(response_ref, self._account(response_ref, name, response, started))
+        self._deadlines.pop(task, None)  # answered: the time limit no longer applies
+        try:
+            await self._respond(response_ref, self._account(response_ref, name, response, started))
+        finally:
+            self._forget(task)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
