@@ -138,9 +138,12 @@ class ConsumerProcess:
             raise BenchError(f"{self.name} consumer is not running")
         return self.process.pid
 
-    async def start(self, hub: LocalHub) -> float:
-        """Start the process and wait until the hub counts it joined; returns the seconds."""
-        if hub.connection_count():
+    async def start(self, hub: LocalHub, alongside: int = 0) -> float:
+        """Start the process and wait until the hub counts it joined; returns the seconds.
+
+        `alongside`: how many other consumers are meant to be connected already.
+        """
+        if hub.connection_count() != alongside:
             raise BenchError("another consumer is still connected to the hub")
         self._log = self.log_path.open("wb")
         started = time.perf_counter()
@@ -152,7 +155,7 @@ class ConsumerProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=self._log,
         )
-        while hub.joined_count() < 1:
+        while hub.joined_count() < alongside + 1:
             if self.process.returncode is not None:
                 raise BenchError(
                     f"{self.name} consumer exited with {self.process.returncode} before "
@@ -370,6 +373,35 @@ async def sleep_round(hub: LocalHub) -> float:
     return load.wall_seconds
 
 
+async def side_by_side(
+    hub: LocalHub, first: ConsumerProcess, second: ConsumerProcess, options: Options
+) -> list[tuple[float, float]]:
+    """Both consumers joined at once, sharing one load: the hub hands requests out
+    round-robin, so each gets every other request under the same conditions at the same
+    moment, which takes the machine's changing load out of the comparison. Returns each
+    round's CPU per request (µs) for `first` and `second`."""
+    progress("side by side: starting both consumers")
+    await first.start(hub)
+    await second.start(hub, alongside=1)
+    await warm_up(hub, options.warmup * 2)
+    rounds: list[tuple[float, float]] = []
+    for number in range(options.side_by_side_rounds):
+        progress(f"side by side: round {number + 1}, {IN_FLIGHT} in flight each")
+        before = first.cpu_times(), second.cpu_times()
+        load = await drive(
+            hub, "Echo", ECHO_FIELDS, options.requests * 2, IN_FLIGHT * 2, echo_answered
+        )
+        after = first.cpu_times(), second.cpu_times()
+        if load.failures:
+            raise BenchError(f"side by side: {load.failures} Echo requests failed")
+        per_request = [
+            (sum(end) - sum(start)) / options.requests * 1e6
+            for start, end in zip(before, after, strict=True)
+        ]
+        rounds.append((per_request[0], per_request[1]))
+    return rounds
+
+
 # ----------------------------------------------------------------------------- phases
 
 
@@ -380,6 +412,7 @@ class Options:
     requests: int
     warmup: int
     sleep_rounds: int
+    side_by_side_rounds: int
     settle_seconds: float
     quick: bool
     profile: bool
@@ -433,6 +466,7 @@ class Results:
     framework: ConsumerFigures
     baseline: ConsumerFigures
     sleep_rounds: list[float]
+    side_by_side: list[tuple[float, float]]
     framework_log_lines: int
     idle_rss: int
     idle_start_to_joined: float
@@ -473,6 +507,25 @@ async def run_benchmark(options: Options) -> Results:
                 hub, baseline, lambda: measure_consumer(hub, baseline, options)
             )
 
+            pair = (
+                ConsumerProcess(
+                    "framework",
+                    [sys.executable, "entrypoint.py"],
+                    framework_env(hub, token, database, BENCH_ACTIONS),
+                    tmp / "framework-pair.log",
+                ),
+                ConsumerProcess(
+                    "baseline",
+                    [sys.executable, "-m", "bench.bare_consumer", url],
+                    dict(os.environ),
+                    tmp / "baseline-pair.log",
+                ),
+            )
+            try:
+                paired = await side_by_side(hub, pair[0], pair[1], options)
+            finally:
+                await asyncio.gather(*(consumer.stop(hub) for consumer in pair))
+
             idle = ConsumerProcess(
                 "idle framework (example actions)",
                 [sys.executable, "entrypoint.py"],
@@ -492,6 +545,7 @@ async def run_benchmark(options: Options) -> Results:
             framework=framework_figures,
             baseline=baseline_figures,
             sleep_rounds=rounds,
+            side_by_side=paired,
             framework_log_lines=framework.log_lines(),
             idle_rss=idle_rss,
             idle_start_to_joined=idle_joined,
@@ -583,6 +637,15 @@ def summary(results: Results, options: Options) -> dict[str, Any]:
             data[f"{prefix}_hub_cpu_us_per_req_{suffix}"] = load.hub_cpu_us_per_request
         data[f"{prefix}_start_to_joined_s"] = figures.start_to_joined
         data[f"{prefix}_rss_mib_after_load"] = figures.rss_after_load / MIB
+    paired_ratios = [fw_us / base_us for fw_us, base_us in results.side_by_side]
+    data["side_by_side_framework_cpu_us"] = statistics.median(
+        fw_us for fw_us, _ in results.side_by_side
+    )
+    data["side_by_side_baseline_cpu_us"] = statistics.median(
+        base_us for _, base_us in results.side_by_side
+    )
+    data["side_by_side_ratios"] = [round(value, 3) for value in paired_ratios]
+    data["side_by_side_ratio"] = statistics.median(paired_ratios)
     data["cpu_ratio"] = cpu_ratio
     data["cpu_ratio_target"] = CPU_RATIO_TARGET
     data["cpu_ratio_pass"] = cpu_ratio is not None and cpu_ratio <= CPU_RATIO_TARGET
@@ -621,6 +684,13 @@ def print_table(results: Results, options: Options, data: dict[str, Any]) -> Non
         "  of which system (us)",
         fw.many.cpu_system_us_per_request,
         base.many.cpu_system_us_per_request,
+    )
+    row(
+        f"CPU per request, side by side, {IN_FLIGHT} each (us)",
+        cell(data["side_by_side_framework_cpu_us"]),
+        cell(data["side_by_side_baseline_cpu_us"]),
+        cell(data["side_by_side_ratio"], 2),
+        f"<= {CPU_RATIO_TARGET:.2f} {verdict(data['side_by_side_ratio'] <= CPU_RATIO_TARGET)}",
     )
     pair(
         "CPU per request, 1 in flight (us)", fw.one.cpu_us_per_request, base.one.cpu_us_per_request
@@ -674,6 +744,11 @@ def print_table(results: Results, options: Options, data: dict[str, Any]) -> Non
         )
     print()
     print(f"Sleep rounds (s): {rounds}; the median is compared with the target.")
+    paired = ", ".join(f"{value:.2f}" for value in data["side_by_side_ratios"])
+    print(
+        f"Side by side: both consumers joined at once, the hub alternating requests between "
+        f"them; ratio per round: {paired} (median shown)."
+    )
 
 
 # ----------------------------------------------------------------------------- main
@@ -710,6 +785,7 @@ def parse_options(argv: list[str] | None) -> Options:
         requests=requests,
         warmup=100 if args.quick else 500,
         sleep_rounds=1 if args.quick else 3,
+        side_by_side_rounds=1 if args.quick else 3,
         settle_seconds=0.5 if args.quick else 2.0,
         quick=args.quick,
         profile=args.profile,
