@@ -95,7 +95,7 @@ class PlugboardClient:
         # Connection and channel state.
         self.websocket: ClientConnection | None = None
         self.join_ref: str | None = None
-        self.joined = False
+        self._joined = asyncio.Event()
         self.leave_ref: str | None = None
         self._left_event = asyncio.Event()
         self._heartbeat_ref: str | None = None
@@ -111,8 +111,7 @@ class PlugboardClient:
         self.connections = 0
         self.shutting_down = False
         self.exit_code = 0
-        self._joined_event: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
+        self._stopped = asyncio.Event()
 
     # ----------------------------------------------------------------- public surface
 
@@ -127,6 +126,11 @@ class PlugboardClient:
         return urlunsplit(parts._replace(query=encoded))
 
     @property
+    def joined(self) -> bool:
+        """True while the channel on topic ``service`` is joined."""
+        return self._joined.is_set()
+
+    @property
     def kept_responses(self) -> int:
         """Responses waiting for a rejoin to be delivered."""
         return len(self._outbox)
@@ -138,11 +142,11 @@ class PlugboardClient:
 
     async def wait_joined(self, timeout: float | None = None) -> None:
         """Wait until the channel is joined (for tests and readiness checks)."""
-        await asyncio.wait_for(self._joined().wait(), timeout)
+        await asyncio.wait_for(self._joined.wait(), timeout)
 
     async def run(self) -> int:
         """Connect and serve until shut down; returns the process exit code."""
-        stopped = self._stopped_event()
+        stopped = self._stopped
         self._warn_on_url_size()
         reconnect = Backoff(RECONNECT_DELAYS)
         refused = Backoff(REFUSED_DELAYS)
@@ -232,7 +236,6 @@ class PlugboardClient:
     ) -> None:
         """The hub accepted the join."""
         self._cancel_join_timer()
-        self.joined = True
         self._rejoin.reset()
         if service is not None:
             self.service = service
@@ -240,7 +243,7 @@ class PlugboardClient:
             self.token = token
         if consumers is not None:
             self.num_consumers = consumers
-        self._joined().set()
+        self._joined.set()
         logger.info(
             "joined service %s (id %s); %s consumer(s) connected",
             self.service.name if self.service else "?",
@@ -253,19 +256,17 @@ class PlugboardClient:
     def join_failed(self, reason: str) -> None:
         """The hub answered the join with an error."""
         self._cancel_join_timer()
-        self.joined = False
-        self._joined().clear()
+        self._joined.clear()
         logger.error("the hub refused to join topic %r: %s", SERVICE_TOPIC, truncate(reason))
         self._schedule_rejoin()
 
     def channel_lost(self, event: str) -> None:
         """The hub sent phx_error or phx_close for the current join."""
-        self.joined = False
-        self._joined().clear()
+        self._joined.clear()
         if self.leave_ref is not None:
             self._left_event.set()
             return
-        if self._stopped_event().is_set():
+        if self._stopped.is_set():
             return
         logger.warning("the hub's channel sent %s; rejoining", event)
         self._schedule_rejoin()
@@ -298,16 +299,6 @@ class PlugboardClient:
 
     # --------------------------------------------------------------------- internals
 
-    def _joined(self) -> asyncio.Event:
-        if self._joined_event is None:
-            self._joined_event = asyncio.Event()
-        return self._joined_event
-
-    def _stopped_event(self) -> asyncio.Event:
-        if self._stopped is None:
-            self._stopped = asyncio.Event()
-        return self._stopped
-
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
@@ -326,12 +317,12 @@ class PlugboardClient:
         """Connect, or return None as soon as the client is stopped (a shutdown must not
         wait for a hub that does not answer the upgrade)."""
         attempt = asyncio.ensure_future(self._connect())
-        stopped = asyncio.ensure_future(self._stopped_event().wait())
+        stopped = asyncio.ensure_future(self._stopped.wait())
         try:
             await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
-        if not attempt.done() or self._stopped_event().is_set():
+        if not attempt.done() or self._stopped.is_set():
             attempt.cancel()
             await asyncio.wait({attempt})
             # It may have finished before the cancellation landed: close what it opened,
@@ -380,10 +371,9 @@ class PlugboardClient:
 
     def _connection_ended(self, websocket: ClientConnection) -> None:
         self.websocket = None
-        self.joined = False
+        self._joined.clear()
         self.join_ref = None
         self._heartbeat_ref = None
-        self._joined().clear()
         self._cancel_join_timer()
         if self._rejoin_task is not None:
             self._rejoin_task.cancel()
@@ -419,7 +409,7 @@ class PlugboardClient:
         await websocket.send(self.serializer.encode(message))
 
     async def _join(self) -> None:
-        if self.websocket is None or self._stopped_event().is_set():
+        if self.websocket is None or self._stopped.is_set():
             return
         self.join_ref = self.refs.next()
         self.leave_ref = None
@@ -547,7 +537,7 @@ class PlugboardClient:
 
     async def _sleep_unless_stopped(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped_event().wait(), delay)
+            await asyncio.wait_for(self._stopped.wait(), delay)
 
     async def _shutdown(self) -> None:
         grace = self.settings.shutdown_grace_seconds
@@ -571,7 +561,7 @@ class PlugboardClient:
                 "waiting up to %.1f s to deliver %d kept response(s)", remaining, len(self._outbox)
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._joined().wait(), remaining)
+                await asyncio.wait_for(self._joined.wait(), remaining)
         await self._flush_outbox()
         if self._outbox:
             logger.error("%d response(s) could not be delivered before exit", len(self._outbox))
@@ -591,7 +581,7 @@ class PlugboardClient:
                 await asyncio.wait_for(self._left_event.wait(), LEAVE_TIMEOUT)
             except (ConnectionClosed, ConnectionError, TimeoutError):
                 pass
-        self._stopped_event().set()
+        self._stopped.set()
         if websocket is not None:
             await websocket.close()
         logger.info("stopped")
