@@ -37,11 +37,6 @@ class ActionRegistry:
     def __init__(self, actions: Mapping[str, type[ActionRunner]] | None = None) -> None:
         self.actions: dict[str, type[ActionRunner]] = dict(actions or {})
 
-    @classmethod
-    def from_path(cls, path: str | Path) -> ActionRegistry:
-        """A registry of the actions found under `path`."""
-        return cls(cls.discover(path, ActionRunner))
-
     @staticmethod
     def discover(
         path: str | Path, kind: type[Any], key: Callable[[type[Any]], str] | None = None

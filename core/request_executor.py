@@ -51,11 +51,6 @@ class ActionStats:
     # buckets[i] counts requests that took at most LATENCY_BUCKETS[i] (not cumulative).
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
 
-    @property
-    def average_seconds(self) -> float:
-        """Mean processing time, 0 before the first request."""
-        return self.total_seconds / self.count if self.count else 0.0
-
     def record(self, status_code: int, seconds: float, message: str | None) -> None:
         """Count one answered request."""
         self.count += 1
@@ -127,11 +122,6 @@ class RequestExecutor:
     def in_flight(self) -> int:
         """Requests received and not yet answered."""
         return len(self._tasks)
-
-    @property
-    def accepting(self) -> bool:
-        """False once shutdown has begun: new requests are answered 503."""
-        return self._accepting
 
     def submit(self, payload: Any) -> None:
         """Start handling a `request` payload; returns at once."""
