@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidState, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 
@@ -29,6 +29,7 @@ from core.action_registry import ActionRegistry
 from core.action_runner import ActionRunner
 from core.backoff import RECONNECT_DELAYS, REFUSED_DELAYS, REJOIN_DELAYS, Backoff
 from core.event_handler import EventHandler
+from core.hub_connection import HubConnection
 from core.log import RateLimitedLog, redact_url, secret_filter, truncate
 from core.phoenix import (
     HEARTBEAT,
@@ -83,6 +84,8 @@ class PlugboardClient:
             default_timeout=settings.action_timeout_seconds,
         )
         self._bad_input = RateLimitedLog(logger)
+        # Connections hand each text message to _receive as it arrives.
+        self._connection_class = HubConnection.delivering_to(self._receive)
         self._token = settings.token
         self._next_token_id: int | str | None = None
         secret_filter.add(self._token)
@@ -93,13 +96,14 @@ class PlugboardClient:
         self.num_consumers: int | None = None
 
         # Connection and channel state.
-        self.websocket: ClientConnection | None = None
+        self.websocket: HubConnection | None = None
         self.join_ref: str | None = None
         self._joined = asyncio.Event()
         self.leave_ref: str | None = None
         self._left_event = asyncio.Event()
         self._heartbeat_ref: str | None = None
         self._rejoin = Backoff(REJOIN_DELAYS)
+        self._reconnect = Backoff(RECONNECT_DELAYS)  # reset by a successful join
         self._rejoin_task: asyncio.Task[None] | None = None
         self._join_timer: asyncio.TimerHandle | None = None
         self._outbox: deque[tuple[float, str, dict[str, Any]]] = deque()
@@ -148,7 +152,7 @@ class PlugboardClient:
         """Connect and serve until shut down; returns the process exit code."""
         stopped = self._stopped
         self._warn_on_url_size()
-        reconnect = Backoff(RECONNECT_DELAYS)
+        reconnect = self._reconnect
         refused = Backoff(REFUSED_DELAYS)
         while not stopped.is_set():
             try:
@@ -175,7 +179,7 @@ class PlugboardClient:
                 )
             else:
                 refused.reset()
-                await self._serve(websocket, reconnect)
+                await self._serve(websocket)
                 if stopped.is_set():
                     break
                 delay = reconnect.next()
@@ -237,6 +241,7 @@ class PlugboardClient:
         """The hub accepted the join."""
         self._cancel_join_timer()
         self._rejoin.reset()
+        self._reconnect.reset()
         if service is not None:
             self.service = service
         if token is not None:
@@ -313,7 +318,7 @@ class PlugboardClient:
                 size,
             )
 
-    async def _connect_unless_stopped(self) -> ClientConnection | None:
+    async def _connect_unless_stopped(self) -> HubConnection | None:
         """Connect, or return None as soon as the client is stopped (a shutdown must not
         wait for a hub that does not answer the upgrade)."""
         attempt = asyncio.ensure_future(self._connect())
@@ -332,9 +337,9 @@ class PlugboardClient:
             return None
         return attempt.result()
 
-    async def _connect(self) -> ClientConnection:
+    async def _connect(self) -> HubConnection:
         try:
-            return await connect(
+            websocket = await connect(
                 self.connection_url(),
                 max_size=self.settings.max_message_bytes,
                 compression=None,
@@ -343,6 +348,7 @@ class PlugboardClient:
                 ping_timeout=20,
                 close_timeout=5,
                 user_agent_header="py-service",
+                create_connection=self._connection_class,
             )
         except InvalidStatus as error:
             if error.response.status_code == 403:
@@ -350,26 +356,28 @@ class PlugboardClient:
             raise
         except InvalidURI:
             raise OSError(f"invalid WEBSOCKET_URL {self.redacted_url!r}") from None
+        assert isinstance(websocket, HubConnection)  # made by create_connection above
+        return websocket
 
-    async def _serve(self, websocket: ClientConnection, reconnect: Backoff) -> None:
+    async def _serve(self, websocket: HubConnection) -> None:
         self.websocket = websocket
         self.connections += 1
         logger.info("connected to %s", self.redacted_url)
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(websocket))
         await self._join()
-        receive = websocket.recv  # a plain loop: `async for` adds an async generator per frame
+        # Text messages go to _receive as they arrive (HubConnection.on_message); this loop
+        # gets the rest (fragmented or binary messages) and notices the connection closing.
+        receive = websocket.recv
         try:
             while True:
                 self._receive(await receive())
-                if reconnect.attempts and self.joined:
-                    reconnect.reset()
         except ConnectionClosed:
             pass
         finally:
             heartbeat.cancel()
             self._connection_ended(websocket)
 
-    def _connection_ended(self, websocket: ClientConnection) -> None:
+    def _connection_ended(self, websocket: HubConnection) -> None:
         self.websocket = None
         self._joined.clear()
         self.join_ref = None
@@ -448,7 +456,7 @@ class PlugboardClient:
         if self.websocket is not None and not self.joined:
             await self._join()
 
-    async def _heartbeat(self, websocket: ClientConnection) -> None:
+    async def _heartbeat(self, websocket: HubConnection) -> None:
         interval = self.settings.heartbeat_interval_seconds
         while True:
             await asyncio.sleep(interval)
