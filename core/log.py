@@ -12,6 +12,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from core import json_codec
+
 # Extra fields a record may carry (``logger.info(..., extra={...})``); JSON logs include them.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
 
@@ -90,7 +92,7 @@ class JSONFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             data["exception"] = record.exc_text
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 _fast_handler: logging.StreamHandler[Any] | None = None
@@ -152,15 +154,16 @@ class RequestLog:
 
     This line is written for every request, so its cost is the framework's cost per request.
     When `configure_logging` owns the output (the service's normal set-up, nothing else
-    attached), lines are formatted directly, in the handler's format, and written once per
-    event-loop iteration instead of once each, skipping the LogRecord machinery. Whenever
-    anyone else is listening (another handler, a filter, a test capturing logs), it goes
-    through `logging` as usual.
+    attached), a request only records its four values; once per event-loop iteration they
+    are formatted, in the handler's format, and written together, skipping the LogRecord
+    machinery. The lines of one iteration carry the time they are written (the same
+    millisecond, or within a few). Whenever anyone else is listening (another handler, a
+    filter, a test capturing logs), each line goes through `logging` as usual.
     """
 
     def __init__(self) -> None:
         self._logger = logging.getLogger("core.requests")
-        self._pending: list[str] = []
+        self._pending: list[tuple[str, int, float, str]] = []
         self._second = -1
         self._second_text = ""
 
@@ -169,9 +172,9 @@ class RequestLog:
         logger = self._logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        duration_ms = round(seconds * 1000, 1)
         handler = _fast_handler
         if handler is None or not _owns_output(handler, logger):
+            duration_ms = round(seconds * 1000, 1)
             logger.info(
                 "action=%s status=%d duration_ms=%.1f ref=%s",
                 action,
@@ -181,44 +184,56 @@ class RequestLog:
                 extra={"action": action, "status": status, "duration_ms": duration_ms, "ref": ref},
             )
             return
-        now = time.time()
-        message = f"action={action} status={status} duration_ms={duration_ms:.1f} ref={ref}"
-        if handler.formatter.__class__ is JSONFormatter:
-            line = json.dumps(
-                {
-                    "timestamp": datetime.fromtimestamp(now, UTC).isoformat(
-                        timespec="milliseconds"
-                    ),
-                    "level": "INFO",
-                    "logger": "core.requests",
-                    "message": message,
-                    "action": action,
-                    "ref": ref,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                },
-                ensure_ascii=False,
-            )
-        else:
-            line = f"{self._timestamp(now)} INFO core.requests: {message}"
-        for secret in secret_filter.secrets:
-            if secret in line:
-                line = line.replace(secret, "***")
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             asyncio.get_running_loop().call_soon(self.flush)
-        self._pending.append(line)
+        pending.append((action, status, seconds, ref))
 
     def flush(self) -> None:
-        """Write the lines gathered during this loop iteration."""
-        if not self._pending or _fast_handler is None:
+        """Format and write the lines gathered during this loop iteration."""
+        handler = _fast_handler
+        if not self._pending or handler is None:
             return
-        lines, self._pending = self._pending, []
-        stream = _fast_handler.stream
+        entries, self._pending = self._pending, []
+        now = time.time()
+        if handler.formatter.__class__ is JSONFormatter:
+            lines = self._json_lines(entries, now)
+        else:
+            prefix = f"{self._timestamp(now)} INFO core.requests: "
+            lines = [
+                f"{prefix}action={action} status={status} duration_ms={seconds * 1000:.1f} "
+                f"ref={ref}"
+                for action, status, seconds, ref in entries
+            ]
+        text = "\n".join(lines)
+        for secret in secret_filter.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
         try:
-            stream.write("\n".join(lines) + "\n")
-            stream.flush()
+            handler.stream.write(text + "\n")
+            handler.stream.flush()
         except (OSError, ValueError):
             pass  # the stream is gone (process exiting): nothing else to do with the lines
+
+    @staticmethod
+    def _json_lines(entries: list[tuple[str, int, float, str]], now: float) -> list[str]:
+        timestamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        lines = []
+        for action, status, seconds, ref in entries:
+            duration_ms = round(seconds * 1000, 1)
+            record = {
+                "timestamp": timestamp,
+                "level": "INFO",
+                "logger": "core.requests",
+                "message": f"action={action} status={status} duration_ms={duration_ms:.1f} "
+                f"ref={ref}",
+                "action": action,
+                "ref": ref,
+                "status": status,
+                "duration_ms": duration_ms,
+            }
+            lines.append(json_codec.dumps(record))
+        return lines
 
     def _timestamp(self, now: float) -> str:
         """``%(asctime)s`` as logging.Formatter renders it, cached for the current second."""
