@@ -34,8 +34,14 @@ class CodecTest(unittest.TestCase):
             json_codec.loads("[123456789012345678901234567890]"), [123456789012345678901234567890]
         )
 
+    def test_whitespace_around_the_value_is_allowed(self) -> None:
+        for text in (' {"a": 1}', '{"a": 1}\n', '\t{"a": 1} \r\n', b'{"a": 1} '):
+            with self.subTest(text=text):
+                self.assertEqual(json_codec.loads(text), {"a": 1})
+
     def test_not_json(self) -> None:
-        for text in ("", "{", "nope", "[" * 100_000, b"\xff\xfe"):
+        texts = ("", " ", "{", "nope", "[" * 100_000, b"\xff\xfe", "1 2", '{"a":1}x', "{}{}")
+        for text in texts:
             with self.subTest(text=text[:10]), self.assertRaises(json_codec.JSONDecodeFailure):
                 json_codec.loads(text)
 
