@@ -11,7 +11,7 @@ from pydantic import Field
 
 from core.action_response import ActionResponse
 from core.action_runner import ActionRunner
-from core.request_executor import RequestExecutor
+from core.request_executor import RequestExecutor, Slots
 from tests.support import LogCapture
 
 
@@ -191,6 +191,55 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         await asyncio.sleep(0.01)
         await self.executor.cancel_all()
         self.assertEqual(self.answers["s"]["status_code"], 503)
+
+
+class SlotsTest(unittest.IsolatedAsyncioTestCase):
+    async def test_waiters_get_slots_in_order(self) -> None:
+        slots = Slots(1)
+        slots.free -= 1
+        order: list[int] = []
+
+        async def waiter(number: int) -> None:
+            await slots.wait()
+            order.append(number)
+
+        tasks = [asyncio.create_task(waiter(number)) for number in range(3)]
+        await asyncio.sleep(0)
+        for _ in range(3):
+            slots.release()
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+        self.assertEqual(order, [0, 1, 2])
+        self.assertEqual(slots.free, 0)  # the last waiter still holds the slot
+        slots.release()
+        self.assertEqual(slots.free, 1)
+
+    async def test_a_cancelled_waiter_leaves_the_queue(self) -> None:
+        slots = Slots(1)
+        slots.free -= 1
+        cancelled = asyncio.create_task(slots.wait())
+        second = asyncio.create_task(slots.wait())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        slots.release()
+        await asyncio.wait_for(second, 1)
+        self.assertTrue(cancelled.cancelled())
+        self.assertEqual(slots.free, 0)
+
+    async def test_a_slot_handed_to_a_cancelled_waiter_is_passed_on(self) -> None:
+        slots = Slots(1)
+        slots.free -= 1
+        first = asyncio.create_task(slots.wait())
+        second = asyncio.create_task(slots.wait())
+        await asyncio.sleep(0)
+        slots.release()  # hands the slot to `first`...
+        first.cancel()  # ...which is cancelled before it runs again
+        await asyncio.wait_for(second, 1)
+        self.assertTrue(first.cancelled())
+        self.assertEqual(slots.free, 0)  # `second` holds the one slot
+        slots.release()
+        self.assertEqual(slots.free, 1)
 
 
 if __name__ == "__main__":
