@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidState, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from core import json_codec
 from core.action_registry import ActionRegistry
@@ -255,8 +256,7 @@ class PlugboardClient:
             self.service.id if self.service else "?",
             "?" if self.num_consumers is None else self.num_consumers,
         )
-        if self._outbox:
-            self._spawn(self._flush_outbox())
+        self._flush_outbox()
 
     def join_failed(self, reason: str) -> None:
         """The hub answered the join with an error."""
@@ -473,45 +473,46 @@ class PlugboardClient:
             except (ConnectionClosed, ConnectionError):
                 return
 
-    async def _send_response(self, response_ref: str, payload: dict[str, Any]) -> None:
-        """Send a response; those finished in the same loop iteration go out together.
+    def _send_response(self, response_ref: str, payload: dict[str, Any]) -> None:
+        """Queue a response; those queued in one loop iteration are written together.
 
-        The first response of a batch waits one loop iteration, collecting the responses
-        that finish meanwhile, then writes them all; the others only join the batch.
+        The first response of a batch schedules `_write_batch` for the end of the current
+        loop iteration; the others only join the batch. While not joined, responses are
+        kept for the rejoin.
         """
         if not self.joined or self.websocket is None:
             self._keep(response_ref, payload)
             return
-        self._batch.append((response_ref, payload))
-        if len(self._batch) > 1:
-            return
-        sent = self._batch_sent = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.sleep(0)
-        finally:  # even when cancelled: the batch holds other requests' responses too
-            await self._send_batch()
-            sent.set_result(None)
+        batch = self._batch
+        batch.append((response_ref, payload))
+        if len(batch) == 1:
+            loop = asyncio.get_running_loop()
+            self._batch_sent = loop.create_future()
+            loop.call_soon(self._write_batch)
 
-    async def _send_batch(self) -> None:
+    def _write_batch(self) -> None:
+        """Write the queued responses, one frame each, in one write to the socket."""
         batch, self._batch = self._batch, []
         websocket = self.websocket
         try:
-            if websocket is None or not self.joined:
+            if websocket is None or not self.joined or websocket.state is not State.OPEN:
                 raise ConnectionError("not joined")
             encode, join_ref = self.serializer.encode, self.join_ref
-            frames = [
-                encode(Message(SERVICE_TOPIC, "response", payload, ref, join_ref))
-                for ref, payload in batch
-            ]
-            protocol = websocket.protocol
-            for frame in frames[:-1]:
-                protocol.send_text(frame.encode())
-            await websocket.send(frames[-1])  # also writes the frames queued above
-        except (ConnectionClosed, ConnectionError, InvalidState):
+            send_text = websocket.protocol.send_text
+            for response_ref, payload in batch:
+                message = Message(SERVICE_TOPIC, "response", payload, response_ref, join_ref)
+                send_text(encode(message).encode())
+            # No wait for the socket's buffer to drain (websockets' send() would): the
+            # responses exist either way, and the hub reads them before sending more work.
+            websocket.send_data()
+        except (ConnectionError, InvalidState):
             # Keep the whole batch: what may have reached the hub is harmless to resend
             # (the hub ignores a response whose request it no longer waits for).
             for response_ref, payload in batch:
                 self._keep(response_ref, payload)
+        finally:
+            if self._batch_sent is not None and not self._batch_sent.done():
+                self._batch_sent.set_result(None)
 
     async def _responses_sent(self) -> None:
         """Wait until the batch being collected has been written (before leaving)."""
@@ -525,9 +526,10 @@ class PlugboardClient:
         self._outbox.append((time.monotonic(), response_ref, payload))
         logger.info("not joined: keeping the response for ref %s until the rejoin", response_ref)
 
-    async def _flush_outbox(self) -> None:
+    def _flush_outbox(self) -> None:
+        """Queue the kept responses for writing, dropping those past the request lifetime."""
         max_age = self.settings.response_max_age_seconds
-        while self._outbox and self.joined:
+        while self._outbox and self.joined and self.websocket is not None:
             kept_at, response_ref, payload = self._outbox.popleft()
             age = time.monotonic() - kept_at
             if age > max_age:
@@ -539,9 +541,7 @@ class PlugboardClient:
                     max_age,
                 )
                 continue
-            await self._send_response(response_ref, payload)
-            if not self.joined:
-                break
+            self._send_response(response_ref, payload)
 
     async def _sleep_unless_stopped(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -570,7 +570,7 @@ class PlugboardClient:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._joined.wait(), remaining)
-        await self._flush_outbox()
+        self._flush_outbox()
         if self._outbox:
             logger.error("%d response(s) could not be delivered before exit", len(self._outbox))
         await self._close_for_good()

@@ -16,7 +16,7 @@ import time
 import uuid
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,8 +33,8 @@ UNKNOWN_ACTION = "(unknown)"
 # How often running requests are checked against their time limits.
 SWEEP_SECONDS = 0.05
 
-# Sends a response payload for a response_ref; supplied by the client.
-Respond = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Hands the client a response payload for a response_ref (the client writes it soon after).
+Respond = Callable[[str, dict[str, Any]], None]
 # Returns the (client, websocket) pair handed to ActionRunner.run().
 RunContext = Callable[[], tuple[Any, Any]]
 
@@ -256,7 +256,7 @@ class RequestExecutor:
                 response = error_response(503, "The service shut down before the action finished")
                 try:
                     payload = self._account(response_ref, name, response, started)
-                    await self._respond(response_ref, payload)
+                    self._respond(response_ref, payload)
                 finally:
                     self._forget(task)
                 raise
@@ -264,7 +264,7 @@ class RequestExecutor:
             response = self._timed_out(response_ref, name)
         self._deadlines.pop(task, None)  # answered: the time limit no longer applies
         try:
-            await self._respond(response_ref, self._account(response_ref, name, response, started))
+            self._respond(response_ref, self._account(response_ref, name, response, started))
         finally:
             self._forget(task)
 

@@ -79,7 +79,7 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         )
         self.addCleanup(self.executor.close)
 
-    async def respond(self, ref: str, payload: dict[str, Any]) -> None:
+    def respond(self, ref: str, payload: dict[str, Any]) -> None:
         self.answers[ref] = payload
 
     async def call(self, payload: Any, ref: str = "r") -> dict[str, Any]:
