@@ -28,6 +28,11 @@ from core.action_runner import ActionRunner
 from core.log import RateLimitedLog, request_log, truncate
 
 logger = logging.getLogger(__name__)
+# Python 3.12 and later start each request's task eagerly: until the action first suspends,
+# it runs inside submit(), as the current task with its own context, and an action that never
+# suspends (Echo) finishes without a trip through the event loop's queue. 3.11 has no eager
+# tasks (asyncio.eager_task_factory), so there each task starts on the next iteration.
+_eager_task: Callable[..., asyncio.Task[None]] | None = getattr(asyncio, "eager_task_factory", None)
 # The counters of requests for actions this service does not have.
 UNKNOWN_ACTION = "(unknown)"
 # How often running requests are checked against their time limits.
@@ -180,10 +185,13 @@ class RequestExecutor:
                 "request without a usable response_ref: %s", truncate(repr(payload))
             )
             return
-        task = asyncio.get_running_loop().create_task(
-            self._handle(response_ref, payload.get("action"), payload.get("fields"))
-        )
-        self._tasks.add(task)  # _handle removes it when done (cheaper than a done callback)
+        loop = asyncio.get_running_loop()
+        handling = self._handle(response_ref, payload.get("action"), payload.get("fields"))
+        task = loop.create_task(handling) if _eager_task is None else _eager_task(loop, handling)
+        # _handle forgets the task when done (cheaper than a done callback); an eager task
+        # may already be done here.
+        if not task.done():
+            self._tasks.add(task)
 
     def stop_accepting(self) -> None:
         """From now on, answer new requests 503 without running them."""

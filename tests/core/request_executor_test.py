@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import unittest
 from typing import Any
@@ -191,6 +192,61 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         await asyncio.sleep(0.01)
         await self.executor.cancel_all()
         self.assertEqual(self.answers["s"]["status_code"], 503)
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+class TaskAware(ActionRunner):
+    """Uses what asyncio gives a task: current_task, timeout, TaskGroup, context variables."""
+
+    label: str = Field(description="Stored in a context variable")
+
+    @classmethod
+    def description(cls) -> str:
+        return "Task-aware"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        before = REQUEST_ID.get()
+        REQUEST_ID.set(self.label)
+        task = asyncio.current_task()
+        async with asyncio.timeout(1):
+            async with asyncio.TaskGroup() as group:
+                child = group.create_task(asyncio.sleep(0.01, result=REQUEST_ID.get()))
+        return ActionResponse(
+            status_code=200,
+            fields={"before": before, "task": id(task), "child": child.result()},
+        )
+
+
+class TaskSemanticsTest(unittest.IsolatedAsyncioTestCase):
+    """Each request runs as its own task with its own context, however it is started."""
+
+    async def test_each_request_is_its_own_task_with_its_own_context(self) -> None:
+        answers: dict[str, dict[str, Any]] = {}
+
+        def respond(ref: str, payload: dict[str, Any]) -> None:
+            answers[ref] = payload
+
+        executor = RequestExecutor({"TaskAware": TaskAware}, respond, lambda: (None, None))
+        self.addCleanup(executor.close)
+        REQUEST_ID.set("submitter")
+        for label in ("a", "b", "c"):
+            executor.submit(
+                {"action": "TaskAware", "fields": {"label": label}, "response_ref": label}
+            )
+        self.assertTrue(await executor.drain(5))
+        self.assertEqual(REQUEST_ID.get(), "submitter")  # nothing leaked back
+        tasks = set()
+        for label in ("a", "b", "c"):
+            fields = answers[label]["fields"]
+            self.assertEqual(answers[label]["status_code"], 200, answers[label])
+            self.assertEqual(fields["before"], "submitter")  # a copy of the submitter's context
+            self.assertEqual(fields["child"], label)
+            tasks.add(fields["task"])
+        self.assertEqual(len(tasks), 3)
+        self.assertNotIn(id(asyncio.current_task()), tasks)
+        self.assertEqual(executor.in_flight, 0)
 
 
 class SlotsTest(unittest.IsolatedAsyncioTestCase):
