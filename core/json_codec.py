@@ -30,7 +30,9 @@ def _fallback(value: Any) -> Any:
     return to_jsonable_python(value)
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_fallback)
+# ASCII-only: text orjson refuses (a lone surrogate, from a caller's "\\ud800") is escaped
+# rather than left in a string that cannot be encoded as UTF-8 for the socket.
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=_fallback)
 
 
 _raw_decode = json.JSONDecoder().raw_decode

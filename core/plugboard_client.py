@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +43,7 @@ from core.phoenix import (
     RefCounter,
     serializer_for,
 )
-from core.request_executor import RequestExecutor
+from core.request_executor import RequestExecutor, error_response
 from core.settings import Settings
 from schemas.service import Service
 from schemas.token import Token
@@ -497,11 +498,9 @@ class PlugboardClient:
         try:
             if websocket is None or not self.joined or websocket.state is not State.OPEN:
                 raise ConnectionError("not joined")
-            encode, join_ref = self.serializer.encode, self.join_ref
             send_text = websocket.protocol.send_text
             for response_ref, payload in batch:
-                message = Message(SERVICE_TOPIC, "response", payload, response_ref, join_ref)
-                send_text(encode(message).encode())
+                send_text(self._response_frame(response_ref, payload))
             # No wait for the socket's buffer to drain (websockets' send() would): the
             # responses exist either way, and the hub reads them before sending more work.
             websocket.send_data()
@@ -513,6 +512,32 @@ class PlugboardClient:
         finally:
             if self._batch_sent is not None and not self._batch_sent.done():
                 self._batch_sent.set_result(None)
+
+    def _response_frame(self, response_ref: str, payload: dict[str, Any]) -> bytes:
+        """The frame for one response; a payload that cannot be encoded becomes a 500.
+
+        Actions may return any value as fields: one that is not JSON (an arbitrary object)
+        must cost its own request a 500, not the other responses of its batch.
+        """
+        encode, join_ref = self.serializer.encode, self.join_ref
+        try:
+            return encode(
+                Message(SERVICE_TOPIC, "response", payload, response_ref, join_ref)
+            ).encode()
+        except Exception:  # anything the encoder or a value's conversion raises
+            error_id = uuid.uuid4().hex[:12]
+            logger.exception(
+                "the response for ref %s cannot be encoded as JSON; answering 500 (error id %s)",
+                response_ref,
+                error_id,
+                extra={"ref": response_ref, "error_id": error_id},
+            )
+            fallback = error_response(
+                500, f"Internal error (error id {error_id})", error_id=error_id
+            ).to_payload()
+            return encode(
+                Message(SERVICE_TOPIC, "response", fallback, response_ref, join_ref)
+            ).encode()
 
     async def _responses_sent(self) -> None:
         """Wait until the batch being collected has been written (before leaving)."""

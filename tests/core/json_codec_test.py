@@ -34,6 +34,10 @@ class CodecTest(unittest.TestCase):
             json_codec.loads("[123456789012345678901234567890]"), [123456789012345678901234567890]
         )
 
+    def test_a_lone_surrogate_is_escaped_so_the_text_encodes_as_utf8(self) -> None:
+        text = json_codec.dumps({"t": "\ud800", "é": 1})
+        self.assertEqual(json_codec.loads(text.encode()), {"t": "\ud800", "é": 1})
+
     def test_whitespace_around_the_value_is_allowed(self) -> None:
         for text in (' {"a": 1}', '{"a": 1}\n', '\t{"a": 1} \r\n', b'{"a": 1} '):
             with self.subTest(text=text):

@@ -54,11 +54,26 @@ class Hang(ActionRunner):
         return ActionResponse(status_code=200)
 
 
+class Unencodable(ActionRunner):
+    kind: str = Field(description="object or surrogate")
+
+    @classmethod
+    def description(cls) -> str:
+        return "Returns fields that orjson refuses"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        await asyncio.sleep(0.01)  # finish together with the Echo requests sent alongside
+        if self.kind == "object":
+            return ActionResponse(status_code=200, fields={"value": object()})
+        return ActionResponse(status_code=200, fields={"text": "\ud800", "big": 2**70})
+
+
 ACTIONS: dict[str, type[ActionRunner]] = {
     **EXAMPLE_ACTIONS,
     "WhoAmI": WhoAmI,
     "Crash": Crash,
     "Hang": Hang,
+    "Unencodable": Unencodable,
 }
 
 
@@ -96,6 +111,23 @@ class JoinTest(unittest.IsolatedAsyncioTestCase):
             _, body = await hub.request("Crash", {})
             self.assertNotIn("internal detail", str(body))
             self.assertRegex(body["message"], r"error id [0-9a-f]{12}")
+
+    async def test_a_response_that_is_not_json_costs_only_its_own_request(self) -> None:
+        with LogCapture().installed() as logs:
+            async with hub_and_consumer(ACTIONS) as (hub, _):
+                requests = [hub.request("Unencodable", {"kind": "object"})]
+                requests += [hub.request("Unencodable", {"kind": "surrogate"})]
+                requests += [hub.request("Echo", {"message": str(n)}) for n in range(20)]
+                async with asyncio.timeout(10):
+                    answers = await asyncio.gather(*requests)
+        (_, broken), (_, surrogate), *echoes = answers
+        self.assertEqual(broken["status_code"], 500)
+        self.assertIn(broken["fields"]["error_id"], logs.text())
+        self.assertEqual(surrogate["status_code"], 200)
+        self.assertEqual(surrogate["fields"], {"text": "\ud800", "big": 2**70})
+        self.assertEqual(
+            [body["fields"]["message"] for _, body in echoes], [str(n) for n in range(20)]
+        )
 
     async def test_post_through_the_http_front(self) -> None:
         async with hub_and_consumer(ACTIONS) as (hub, _), aiohttp.ClientSession() as session:
