@@ -270,16 +270,17 @@ class RequestExecutor:
                 raise
             task.uncancel()
             response = self._timed_out(response_ref, name)
-        self._deadlines.pop(task, None)  # answered: the time limit no longer applies
         try:
             self._respond(response_ref, self._account(response_ref, name, response, started))
         finally:
             self._forget(task)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
+        """Drop an answered request's task, time limit and expiry mark."""
         self._tasks.discard(task)
         self._deadlines.pop(task, None)
-        self._expired.discard(task)
+        if self._expired:
+            self._expired.discard(task)
 
     def _refusal(self, action_name: Any, fields: Any) -> ActionResponse:
         """The answer to a request that is not run: 503, 400 or 404."""
