@@ -156,7 +156,8 @@ class RequestLog:
     When `configure_logging` owns the output (the service's normal set-up, nothing else
     attached), a request only records its four values; once per event-loop iteration they
     are formatted, in the handler's format, and written together, skipping the LogRecord
-    machinery. The lines of one iteration carry the time they are written (the same
+    machinery. The level and the ownership of the output are checked for an iteration's
+    first line, and the lines of one iteration carry the time they are written (the same
     millisecond, or within a few). Whenever anyone else is listening (another handler, a
     filter, a test capturing logs), each line goes through `logging` as usual.
     """
@@ -169,6 +170,10 @@ class RequestLog:
 
     def write(self, action: str, status: int, seconds: float, ref: str) -> None:
         """Log one answered request."""
+        pending = self._pending
+        if pending:  # this iteration's first line passed the checks below: so does this one
+            pending.append((action, status, seconds, ref))
+            return
         logger = self._logger
         if not logger.isEnabledFor(logging.INFO):
             return
@@ -184,9 +189,7 @@ class RequestLog:
                 extra={"action": action, "status": status, "duration_ms": duration_ms, "ref": ref},
             )
             return
-        pending = self._pending
-        if not pending:
-            asyncio.get_running_loop().call_soon(self.flush)
+        asyncio.get_running_loop().call_soon(self.flush)
         pending.append((action, status, seconds, ref))
 
     def flush(self) -> None:
