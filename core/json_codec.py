@@ -59,15 +59,20 @@ def loads(text: str | bytes) -> Any:
 if orjson is not None:
     _orjson_dumps = orjson.dumps
 
-    def dumps(value: Any) -> str:
-        """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
+    def dumps_bytes(value: Any) -> bytes:
+        """`dumps` as UTF-8 bytes, as a text frame carries it (orjson makes bytes directly)."""
         try:
-            return _orjson_dumps(value, default=_fallback).decode()
+            return _orjson_dumps(value, default=_fallback)
         except TypeError:
-            return _encoder.encode(value)
+            return _encoder.encode(value).encode()
 
 else:  # pragma: no cover - exercised only where orjson is not installed
 
-    def dumps(value: Any) -> str:
-        """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
-        return _encoder.encode(value)
+    def dumps_bytes(value: Any) -> bytes:
+        """`dumps` as UTF-8 bytes, as a text frame carries it (orjson makes bytes directly)."""
+        return _encoder.encode(value).encode()
+
+
+def dumps(value: Any) -> str:
+    """Encode a value as compact JSON (no spaces), converting Pydantic and stdlib types."""
+    return dumps_bytes(value).decode()

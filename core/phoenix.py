@@ -52,6 +52,10 @@ class Serializer(Protocol):
         """Encode a message as one text frame."""
         ...
 
+    def encode_bytes(self, message: Message) -> bytes:
+        """`encode`, as the UTF-8 bytes of the frame."""
+        ...
+
     def decode(self, frame: str | bytes) -> Message:
         """Decode one frame, raising `FrameError` when it is not a valid message."""
         ...
@@ -89,6 +93,10 @@ class V1Serializer:
 
     def encode(self, message: Message) -> str:
         """Encode as ``{"topic", "event", "payload", "ref"}`` (plus ``join_ref`` when set)."""
+        return self.encode_bytes(message).decode()
+
+    def encode_bytes(self, message: Message) -> bytes:
+        """`encode`, as the UTF-8 bytes of the frame."""
         data: dict[str, Any] = {
             "topic": message.topic,
             "event": message.event,
@@ -97,7 +105,7 @@ class V1Serializer:
         }
         if message.join_ref is not None:
             data["join_ref"] = message.join_ref
-        return json_codec.dumps(data)
+        return json_codec.dumps_bytes(data)
 
     def decode(self, frame: str | bytes) -> Message:
         """Decode an object frame; anything else raises `FrameError`."""
@@ -122,7 +130,11 @@ class V2Serializer:
 
     def encode(self, message: Message) -> str:
         """Encode as a five-element array."""
-        return json_codec.dumps(
+        return self.encode_bytes(message).decode()
+
+    def encode_bytes(self, message: Message) -> bytes:
+        """`encode`, as the UTF-8 bytes of the frame."""
+        return json_codec.dumps_bytes(
             [message.join_ref, message.ref, message.topic, message.event, message.payload]
         )
 

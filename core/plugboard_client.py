@@ -519,11 +519,9 @@ class PlugboardClient:
         Actions may return any value as fields: one that is not JSON (an arbitrary object)
         must cost its own request a 500, not the other responses of its batch.
         """
-        encode, join_ref = self.serializer.encode, self.join_ref
+        encode, join_ref = self.serializer.encode_bytes, self.join_ref
         try:
-            return encode(
-                Message(SERVICE_TOPIC, "response", payload, response_ref, join_ref)
-            ).encode()
+            return encode(Message(SERVICE_TOPIC, "response", payload, response_ref, join_ref))
         except Exception:  # anything the encoder or a value's conversion raises
             error_id = uuid.uuid4().hex[:12]
             logger.exception(
@@ -535,9 +533,7 @@ class PlugboardClient:
             fallback = error_response(
                 500, f"Internal error (error id {error_id})", error_id=error_id
             ).to_payload()
-            return encode(
-                Message(SERVICE_TOPIC, "response", fallback, response_ref, join_ref)
-            ).encode()
+            return encode(Message(SERVICE_TOPIC, "response", fallback, response_ref, join_ref))
 
     async def _responses_sent(self) -> None:
         """Wait until the batch being collected has been written (before leaving)."""

@@ -82,6 +82,14 @@ class HelpersTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             serializer_for("3.0.0")
 
+    def test_encode_bytes_is_the_utf8_of_encode(self) -> None:
+        message = Message("service", "response", {"text": "café", "odd": "\ud800"}, "7", "1")
+        for serializer in (V1Serializer(), V2Serializer()):
+            with self.subTest(version=serializer.version):
+                frame = serializer.encode_bytes(message)
+                self.assertEqual(frame, serializer.encode(message).encode())
+                self.assertEqual(serializer.decode(frame.decode()), message)
+
     def test_refs_increase(self) -> None:
         refs = RefCounter()
         self.assertEqual([refs.next() for _ in range(3)], ["1", "2", "3"])
