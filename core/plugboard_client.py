@@ -501,8 +501,8 @@ class PlugboardClient:
             send_text = websocket.protocol.send_text
             for response_ref, payload in batch:
                 send_text(self._response_frame(response_ref, payload))
-            # No wait for the socket's buffer to drain (websockets' send() would): the
-            # responses exist either way, and the hub reads them before sending more work.
+            # No wait for the socket's buffer to drain, as websockets' send() would: these
+            # responses are made already, and waiting would only hold them elsewhere.
             websocket.send_data()
         except (ConnectionError, InvalidState):
             # Keep the whole batch: what may have reached the hub is harmless to resend
