@@ -221,15 +221,34 @@ class RequestLog:
     @staticmethod
     def _json_lines(entries: list[tuple[str, int, float, str]], now: float) -> list[str]:
         timestamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        head = f'{{"timestamp":"{timestamp}","level":"INFO","logger":"core.requests",'
         lines = []
         for action, status, seconds, ref in entries:
+            if (
+                action.isprintable()
+                and ref.isprintable()
+                and '"' not in action
+                and '"' not in ref
+                and "\\" not in action
+                and "\\" not in ref
+            ):
+                # Nothing to escape (printable excludes control characters and lone
+                # surrogates): the line is put together as text, with the keys in the same
+                # order, at half the cost of building a dict and encoding it.
+                duration = f"{seconds * 1000:.1f}"
+                lines.append(
+                    f'{head}"message":"action={action} status={status} duration_ms={duration} '
+                    f'ref={ref}","action":"{action}","ref":"{ref}","status":{status},'
+                    f'"duration_ms":{duration}}}'
+                )
+                continue
             duration_ms = round(seconds * 1000, 1)
+            message = f"action={action} status={status} duration_ms={duration_ms:.1f} ref={ref}"
             record = {
                 "timestamp": timestamp,
                 "level": "INFO",
                 "logger": "core.requests",
-                "message": f"action={action} status={status} duration_ms={duration_ms:.1f} "
-                f"ref={ref}",
+                "message": message,
                 "action": action,
                 "ref": ref,
                 "status": status,

@@ -155,6 +155,52 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(line["duration_ms"], 250.0)
         self.assertIn("timestamp", line)
 
+    async def test_json_lines_whatever_the_names_hold(self) -> None:
+        import asyncio
+
+        from core.log import configure_logging, request_log
+
+        configure_logging("INFO", "json")
+        cases = [
+            ("Echo", 200, 0.000123, "F6x-PQ_1"),
+            ('Odd"name', 404, 0.5, "ref\\x"),
+            ("café", 200, 1.25, "r\u2028x"),
+            ("tab\there", 500, 12.0, "r"),
+            ("\ud800", 400, 0.0, "r"),
+            ("Echo", 200, 0.00025, "r"),
+        ]
+        for action, status, seconds, ref in cases:
+            request_log.write(action, status, seconds, ref)
+        await asyncio.sleep(0)
+        lines = self.stream.getvalue().rstrip("\n").split("\n")  # not splitlines(): U+2028
+        self.assertEqual(len(lines), len(cases))
+        for (action, status, seconds, ref), line in zip(cases, lines, strict=True):
+            with self.subTest(action=action):
+                record = json.loads(line)
+                duration_ms = round(seconds * 1000, 1)
+                self.assertEqual(
+                    list(record),
+                    [
+                        "timestamp",
+                        "level",
+                        "logger",
+                        "message",
+                        "action",
+                        "ref",
+                        "status",
+                        "duration_ms",
+                    ],
+                )
+                self.assertEqual(
+                    (record["action"], record["ref"], record["status"], record["duration_ms"]),
+                    (action, ref, status, duration_ms),
+                )
+                self.assertIsInstance(record["duration_ms"], float)
+                self.assertEqual(
+                    record["message"],
+                    f"action={action} status={status} duration_ms={duration_ms:.1f} ref={ref}",
+                )
+
     async def test_another_handler_gets_records_through_logging(self) -> None:
         from core.log import configure_logging, request_log
 
