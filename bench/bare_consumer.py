@@ -50,27 +50,32 @@ async def serve(url: str) -> None:
         await websocket.send(JOIN_FRAME)
         beats = asyncio.get_running_loop().create_task(heartbeat(websocket))
         try:
-            async for frame in websocket:
-                message = json.loads(frame)
-                if message.get("event") != "request":
-                    continue
-                request = message["payload"]
-                response = {
-                    "topic": "service",
-                    "event": "response",
-                    "payload": {
-                        "status": "success",
-                        "status_code": 200,
-                        "message": "ok",
-                        "fields": {"message": request["fields"].get("message")},
-                    },
-                    "ref": request["response_ref"],
-                }
-                await websocket.send(json.dumps(response, separators=(",", ":")))
+            await answer(websocket)
         except ConnectionClosed:
             pass
         finally:
             beats.cancel()
+
+
+async def answer(websocket: ClientConnection) -> None:
+    """The loop under comparison: answer each request frame until the socket closes."""
+    async for frame in websocket:
+        message = json.loads(frame)
+        if message.get("event") != "request":
+            continue
+        request = message["payload"]
+        response = {
+            "topic": "service",
+            "event": "response",
+            "payload": {
+                "status": "success",
+                "status_code": 200,
+                "message": "ok",
+                "fields": {"message": request["fields"].get("message")},
+            },
+            "ref": request["response_ref"],
+        }
+        await websocket.send(json.dumps(response, separators=(",", ":")))
 
 
 async def main(url: str) -> int:
