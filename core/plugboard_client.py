@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -43,7 +42,7 @@ from core.phoenix import (
     RefCounter,
     serializer_for,
 )
-from core.request_executor import RequestExecutor, error_response
+from core.request_executor import RequestExecutor, internal_error
 from core.settings import Settings
 from schemas.service import Service
 from schemas.token import Token
@@ -523,17 +522,16 @@ class PlugboardClient:
         try:
             return encode(Message(SERVICE_TOPIC, "response", payload, response_ref, join_ref))
         except Exception:  # anything the encoder or a value's conversion raises
-            error_id = uuid.uuid4().hex[:12]
+            error_id, fallback = internal_error()
             logger.exception(
                 "the response for ref %s cannot be encoded as JSON; answering 500 (error id %s)",
                 response_ref,
                 error_id,
                 extra={"ref": response_ref, "error_id": error_id},
             )
-            fallback = error_response(
-                500, f"Internal error (error id {error_id})", error_id=error_id
-            ).to_payload()
-            return encode(Message(SERVICE_TOPIC, "response", fallback, response_ref, join_ref))
+            return encode(
+                Message(SERVICE_TOPIC, "response", fallback.to_payload(), response_ref, join_ref)
+            )
 
     async def _responses_sent(self) -> None:
         """Wait until the batch being collected has been written (before leaving)."""

@@ -92,6 +92,12 @@ def error_response(status_code: int, message: str, **fields: Any) -> ActionRespo
     return ActionResponse(status_code=status_code, message=message, fields=fields or None)
 
 
+def internal_error() -> tuple[str, ActionResponse]:
+    """A new error id and the 500 that names it (the log holds the details under that id)."""
+    error_id = uuid.uuid4().hex[:12]
+    return error_id, error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
+
+
 class Slots:
     """The concurrency limit: a FIFO counting semaphore whose free path is one comparison.
 
@@ -294,7 +300,7 @@ class RequestExecutor:
 
     def _crashed(self, name: str, response_ref: str, result: Any) -> ActionResponse:
         """The 500 answer when run() raised (call inside `except`) or returned a non-response."""
-        error_id = uuid.uuid4().hex[:12]
+        error_id, response = internal_error()
         context = {"action": name, "ref": response_ref, "error_id": error_id}
         if result is None:
             logger.exception(
@@ -313,7 +319,7 @@ class RequestExecutor:
                 response_ref,
                 extra=context,
             )
-        return error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
+        return response
 
     def _timed_out(self, response_ref: str, name: str) -> ActionResponse:
         plan = self._plans.get(name)
