@@ -40,6 +40,9 @@ SWEEP_SECONDS = 0.05
 
 # Hands the client a response payload for a response_ref (the client writes it soon after).
 Respond = Callable[[str, dict[str, Any]], None]
+# Per action, decided once: the class, its time limit, whether run() is a coroutine, and its
+# counters.
+Plan = tuple[type[ActionRunner], float, bool, "ActionStats"]
 # Returns the (client, websocket) pair handed to ActionRunner.run().
 RunContext = Callable[[], tuple[Any, Any]]
 
@@ -158,9 +161,7 @@ class RequestExecutor:
         self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="action")
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats: dict[str, ActionStats] = {name: ActionStats() for name in actions}
-        # Per action, decided once: the class, its time limit, whether run() is a coroutine,
-        # and its counters.
-        self._plans: dict[str, tuple[type[ActionRunner], float, bool, ActionStats]] = {
+        self._plans: dict[str, Plan] = {
             name: (
                 action,
                 action.timeout_seconds or default_timeout,
@@ -269,7 +270,7 @@ class RequestExecutor:
             if task not in self._expired:
                 response = error_response(503, "The service shut down before the action finished")
                 try:
-                    payload = self._account(response_ref, name, response, started)
+                    payload = self._account(response_ref, name, plan, response, started)
                     self._respond(response_ref, payload)
                 finally:
                     self._forget(task)
@@ -277,7 +278,7 @@ class RequestExecutor:
             task.uncancel()
             response = self._timed_out(response_ref, name)
         try:
-            self._respond(response_ref, self._account(response_ref, name, response, started))
+            self._respond(response_ref, self._account(response_ref, name, plan, response, started))
         finally:
             self._forget(task)
 
@@ -352,18 +353,23 @@ class RequestExecutor:
         )
 
     def _account(
-        self, response_ref: str, name: str, response: ActionResponse, started: float
+        self,
+        response_ref: str,
+        name: str,
+        plan: Plan | None,
+        response: ActionResponse,
+        started: float,
     ) -> dict[str, Any]:
-        """Count and log an answered request; returns the response payload to send."""
+        """Count and log an answered request (`plan` is None for an unknown action);
+        returns the response payload to send."""
         duration = time.perf_counter() - started
-        plan = self._plans.get(name)
         if plan is not None:
             stats = plan[3]
         else:
             # Unknown action names are counted under "(unknown)": callers choose them freely.
-            stats = self.stats.get(UNKNOWN_ACTION) or self.stats.setdefault(
-                UNKNOWN_ACTION, ActionStats()
-            )
+            if UNKNOWN_ACTION not in self.stats:
+                self.stats[UNKNOWN_ACTION] = ActionStats()
+            stats = self.stats[UNKNOWN_ACTION]
             name = truncate(name, 100)
         status_code = response.status_code
         stats.record(status_code, duration, response.message)
