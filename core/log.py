@@ -224,6 +224,8 @@ class RequestLog:
         head = f'{{"timestamp":"{timestamp}","level":"INFO","logger":"core.requests",'
         lines = []
         for action, status, seconds, ref in entries:
+            duration = f"{seconds * 1000:.1f}"
+            message = f"action={action} status={status} duration_ms={duration} ref={ref}"
             if (
                 action.isprintable()
                 and ref.isprintable()
@@ -235,15 +237,11 @@ class RequestLog:
                 # Nothing to escape (printable excludes control characters and lone
                 # surrogates): the line is put together as text, with the keys in the same
                 # order, at half the cost of building a dict and encoding it.
-                duration = f"{seconds * 1000:.1f}"
                 lines.append(
-                    f'{head}"message":"action={action} status={status} duration_ms={duration} '
-                    f'ref={ref}","action":"{action}","ref":"{ref}","status":{status},'
-                    f'"duration_ms":{duration}}}'
+                    f'{head}"message":"{message}","action":"{action}","ref":"{ref}",'
+                    f'"status":{status},"duration_ms":{duration}}}'
                 )
                 continue
-            duration_ms = round(seconds * 1000, 1)
-            message = f"action={action} status={status} duration_ms={duration_ms:.1f} ref={ref}"
             record = {
                 "timestamp": timestamp,
                 "level": "INFO",
@@ -252,7 +250,7 @@ class RequestLog:
                 "action": action,
                 "ref": ref,
                 "status": status,
-                "duration_ms": duration_ms,
+                "duration_ms": float(duration),
             }
             lines.append(json_codec.dumps(record))
         return lines
