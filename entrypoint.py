@@ -17,13 +17,14 @@ from collections.abc import Sequence
 
 from sqlalchemy import text
 
-from core import devtools, json_codec
-from core.action_registry import ActionRegistry, DiscoveryError
-from core.action_runner import ActionRunner
-from core.database import DatabaseStartupError, database
-from core.event_handler import EventHandler
+from core import json_codec
+from core.db.database import DatabaseStartupError, database
+from core.dev import cli as devtools
+from core.hub.client import PlugboardClient
+from core.hub.event_handler import EventHandler
 from core.log import configure_logging
-from core.plugboard_client import PlugboardClient
+from core.model.registry import ActionRegistry, DiscoveryError
+from core.model.runner import ActionRunner
 from core.settings import Settings, SettingsError
 
 logger = logging.getLogger("entrypoint")
@@ -83,7 +84,7 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         return EXIT_DATABASE
     async with contextlib.AsyncExitStack() as stack:
         if local:
-            from core.local_hub import LocalHub
+            from core.dev.local_hub.hub import LocalHub
 
             hub = await stack.enter_async_context(LocalHub(port=local_port))
             settings = settings.with_hub(hub.websocket_url, next(iter(hub.tokens)))
@@ -94,7 +95,7 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
             sys.stdout.flush()
         client = PlugboardClient(settings, actions, events)
         if settings.health_port is not None:
-            from core.health import HealthServer  # aiohttp: only loaded when it is needed
+            from core.ops.health import HealthServer  # aiohttp: only loaded when it is needed
 
             health = HealthServer(
                 client, settings.health_port, checks=[("database", database_ready)]

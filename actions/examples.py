@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from typing_extensions import override
 
-from core.action_response import ActionResponse
-from core.action_runner import ActionRunner
-from core.action_schema import ActionSchema
+from core import ActionResponse, ActionRunner, ActionSchema
 
 if TYPE_CHECKING:
     from core.plugboard_client import PlugboardClient

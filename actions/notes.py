@@ -18,8 +18,7 @@ from sqlalchemy import delete, select
 from typing_extensions import override
 
 from actions.notes_model import BODY_MAX_LENGTH, TITLE_MAX_LENGTH, Note
-from core.action_response import ActionResponse
-from core.action_runner import ActionRunner
+from core import ActionResponse, ActionRunner
 from core.database import database
 
 if TYPE_CHECKING:

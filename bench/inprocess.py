@@ -126,9 +126,9 @@ def request_frames(first: int, count: int) -> bytes:
 
 def framework_side() -> Side:
     """The service's client, joined, serving the benchmark's actions."""
-    from core.action_registry import ActionRegistry
-    from core.action_runner import ActionRunner
-    from core.plugboard_client import PlugboardClient
+    from core.hub.client import PlugboardClient
+    from core.model.registry import ActionRegistry
+    from core.model.runner import ActionRunner
     from core.settings import Settings
 
     actions = ActionRegistry.discover(BENCH_ACTIONS, ActionRunner)

@@ -56,10 +56,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from core.action_registry import ActionRegistry
-from core.action_runner import ActionRunner
-from core.local_hub import LocalHub
-from core.plugboard_client import PlugboardClient
+from core.dev.local_hub.hub import LocalHub
+from core.hub.client import PlugboardClient
+from core.model.registry import ActionRegistry
+from core.model.runner import ActionRunner
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,1 +1,17 @@
-"""The Py-Service framework: actions, the Plugboard client, the local hub and the database."""
+"""Py-Service: the framework behind the actions in ``actions/``.
+
+What an action module imports comes from here::
+
+    from core import ActionResponse, ActionRunner, ActionSchema
+
+The rest of the framework is grouped by the product's parts: `core.hub` (the link to the
+Plugboard hub), `core.execution` (running requests), `core.model` (what an action is and how
+it is found), `core.db` (the database), `core.ops` (health and metrics) and `core.dev`
+(developer tools and the local hub). ARCHITECTURE.md maps them.
+"""
+
+from core.model.response import ActionResponse
+from core.model.runner import ActionRunner
+from core.model.schema import ActionSchema
+
+__all__ = ["ActionResponse", "ActionRunner", "ActionSchema"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from core.event_handler import EventHandler
-from core.phoenix import Message
-from core.plugboard_client import PlugboardClient
+from core.hub.client import PlugboardClient
+from core.hub.event_handler import EventHandler
+from core.hub.phoenix import Message
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.event_handler import EventHandler
-from core.phoenix import PHX_CLOSE, Message
-from core.plugboard_client import SERVICE_TOPIC, PlugboardClient
+from core.hub.client import SERVICE_TOPIC, PlugboardClient
+from core.hub.event_handler import EventHandler
+from core.hub.phoenix import PHX_CLOSE, Message
 
 
 class PhxCloseEvent(EventHandler):

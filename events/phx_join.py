@@ -6,9 +6,9 @@ carries the join's ref, which the `phx_reply` handler passes here.
 
 from __future__ import annotations
 
-from core.event_handler import EventHandler, payload_item
-from core.phoenix import Message, reply_status
-from core.plugboard_client import PlugboardClient
+from core.hub.client import PlugboardClient
+from core.hub.event_handler import EventHandler, payload_item
+from core.hub.phoenix import Message, reply_status
 from schemas.service import Service
 from schemas.token import Token
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from core.event_handler import EventHandler
-from core.phoenix import PHOENIX_TOPIC, PHX_JOIN, Message, reply_status
-from core.plugboard_client import PlugboardClient
+from core.hub.client import PlugboardClient
+from core.hub.event_handler import EventHandler
+from core.hub.phoenix import PHOENIX_TOPIC, PHX_JOIN, Message, reply_status
 
 logger = logging.getLogger(__name__)
 

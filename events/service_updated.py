@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from core.event_handler import EventHandler, payload_item
-from core.phoenix import Message
-from core.plugboard_client import PlugboardClient
+from core.hub.client import PlugboardClient
+from core.hub.event_handler import EventHandler, payload_item
+from core.hub.phoenix import Message
 from schemas.service import Service
 
 logger = logging.getLogger(__name__)

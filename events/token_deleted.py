@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.event_handler import EventHandler, payload_item
-from core.phoenix import Message
-from core.plugboard_client import PlugboardClient
+from core.hub.client import PlugboardClient
+from core.hub.event_handler import EventHandler, payload_item
+from core.hub.phoenix import Message
 from schemas.token import Token
 
 

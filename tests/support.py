@@ -10,11 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.action_registry import ActionRegistry
-from core.action_runner import ActionRunner
-from core.event_handler import EventHandler
-from core.local_hub import LocalHub
-from core.plugboard_client import PlugboardClient
+from core.dev.local_hub.hub import LocalHub
+from core.hub.client import PlugboardClient
+from core.hub.event_handler import EventHandler
+from core.model.registry import ActionRegistry
+from core.model.runner import ActionRunner
 from core.settings import PROJECT_ROOT, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

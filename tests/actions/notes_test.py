@@ -20,11 +20,10 @@ from sqlalchemy import URL, delete
 
 from actions.notes import CreateNote, DeleteNote, GetNote, ListNotes
 from actions.notes_model import BODY_MAX_LENGTH, TITLE_MAX_LENGTH, Note
-from core.action_response import ActionResponse
-from core.action_runner import ActionRunner
+from core import ActionResponse, ActionRunner
 from core.database import database
-from core.request_executor import validation_response
-from tests.core.database_test import fresh_postgres_url, fresh_sqlite_url
+from core.execution.responses import validation_response
+from tests.core.db.database_test import fresh_postgres_url, fresh_sqlite_url
 from tests.support import hub_and_consumer
 
 NOTE_ACTIONS: dict[str, type[ActionRunner]] = {
@@ -94,7 +93,7 @@ class NotesValidationTest(unittest.TestCase):
                     self.assertIn(info["type"], ("string", "integer"))
 
     def test_discovery_finds_the_actions_but_not_the_model(self) -> None:
-        from core.action_registry import ActionRegistry
+        from core.model.registry import ActionRegistry
         from core.settings import PROJECT_ROOT
 
         found = ActionRegistry.discover(PROJECT_ROOT / "actions", ActionRunner)

@@ -7,7 +7,7 @@ import unittest
 import uuid
 
 from core import json_codec
-from core.action_response import ActionResponse
+from core.model.response import ActionResponse
 
 
 class CodecTest(unittest.TestCase):

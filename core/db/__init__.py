@@ -1,0 +1,1 @@
+"""The database: settings, engine and sessions, and migrations under a lock."""

@@ -1,0 +1,1 @@
+"""Request execution: validation, limits, time limits and the status codes of the answers."""

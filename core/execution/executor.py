@@ -1,0 +1,289 @@
+"""Request execution: validation, the concurrency limit, the time limit and error mapping.
+
+Every `request` from the hub becomes one task here, so a slow action never delays the
+others. The outcome is always an `ActionResponse` with the status codes of the protocol:
+400 invalid fields, 404 unknown action, 500 the action raised (generic message plus an error
+id that the log holds with the traceback), 503 shutting down, 504 over the time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.execution.limits import Slots
+from core.execution.responses import error_response, internal_error, validation_response
+from core.execution.stats import ActionStats
+from core.log import RateLimitedLog, request_log, truncate
+from core.model.response import ActionResponse
+from core.model.runner import ActionRunner
+
+logger = logging.getLogger(__name__)
+# Python 3.12 and later start each request's task eagerly: until the action first suspends,
+# it runs inside submit(), as the current task with its own context, and an action that never
+# suspends (Echo) finishes without a trip through the event loop's queue. 3.11 has no eager
+# tasks (asyncio.eager_task_factory), so there each task starts on the next iteration.
+_eager_task: Callable[..., asyncio.Task[None]] | None = getattr(asyncio, "eager_task_factory", None)
+# The counters of requests for actions this service does not have.
+UNKNOWN_ACTION = "(unknown)"
+# How often running requests are checked against their time limits.
+SWEEP_SECONDS = 0.05
+
+# Hands the client a response payload for a response_ref (the client writes it soon after).
+Respond = Callable[[str, dict[str, Any]], None]
+# Per action, decided once: the class, its time limit, whether run() is a coroutine, and its
+# counters.
+Plan = tuple[type[ActionRunner], float, bool, ActionStats]
+# Returns the (client, websocket) pair handed to ActionRunner.run().
+RunContext = Callable[[], tuple[Any, Any]]
+
+
+class RequestExecutor:
+    """Runs requests as tasks under a concurrency limit and answers each exactly once."""
+
+    def __init__(
+        self,
+        actions: Mapping[str, type[ActionRunner]],
+        respond: Respond,
+        context: RunContext,
+        *,
+        max_concurrency: int = 100,
+        default_timeout: float = 25.0,
+    ) -> None:
+        self._actions = actions
+        self._respond = respond
+        self._context = context
+        self._default_timeout = default_timeout
+        self._slots = Slots(max_concurrency)
+        self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="action")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats: dict[str, ActionStats] = {name: ActionStats() for name in actions}
+        self._plans: dict[str, Plan] = {
+            name: (
+                action,
+                action.timeout_seconds or default_timeout,
+                inspect.iscoroutinefunction(action.run),
+                self.stats[name],
+            )
+            for name, action in actions.items()
+        }
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._accepting = True
+        self._bad_input = RateLimitedLog(logger)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        return len(self._tasks)
+
+    def submit(self, payload: Any) -> None:
+        """Start handling a `request` payload; returns at once."""
+        if type(payload) is not dict:
+            self._bad_input.warning("request payload is not an object: %s", truncate(repr(payload)))
+            return
+        response_ref = payload.get("response_ref")
+        if type(response_ref) is not str or not response_ref:
+            self._bad_input.warning(
+                "request without a usable response_ref: %s", truncate(repr(payload))
+            )
+            return
+        loop = asyncio.get_running_loop()
+        handling = self._handle(response_ref, payload.get("action"), payload.get("fields"))
+        task = loop.create_task(handling) if _eager_task is None else _eager_task(loop, handling)
+        # _handle forgets the task when done (cheaper than a done callback); an eager task
+        # may already be done here.
+        if not task.done():
+            self._tasks.add(task)
+
+    def stop_accepting(self) -> None:
+        """From now on, answer new requests 503 without running them."""
+        self._accepting = False
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for running requests; True when all finished."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        return not pending
+
+    async def cancel_all(self) -> None:
+        """Cancel whatever is still running (after the grace period)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+
+    def close(self) -> None:
+        """Release the worker threads (running ones finish in the background)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _handle(self, response_ref: str, action_name: Any, fields: Any) -> None:
+        # The hot path: every request runs through here once, so it is written flat (one
+        # coroutine, no context managers); the rare outcomes live in small helpers.
+        started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None  # always run as a task by submit()
+        name = action_name if type(action_name) is str else "?"
+        plan = self._plans.get(name)
+        if fields is None:
+            fields = {}
+        try:
+            if plan is None or not self._accepting or type(fields) is not dict:
+                response = self._refusal(action_name, fields)
+            else:
+                action, limit, is_async, _ = plan
+                try:
+                    instance = action.model_validate(fields)
+                except ValidationError as error:
+                    response = validation_response(error)
+                else:
+                    self._watch(task, time.monotonic() + limit)
+                    slots = self._slots
+                    if slots.free:
+                        slots.free -= 1
+                    else:
+                        await slots.wait()
+                    try:
+                        if is_async:
+                            client, websocket = self._context()
+                            # run() may be sync or async in its signature; here it is async
+                            # (checked at start-up), which mypy cannot know.
+                            result = await instance.run(client, websocket)  # type: ignore[misc]
+                        else:
+                            result = await self._run_in_thread(instance)
+                    except Exception:
+                        response = self._crashed(name, response_ref, None)
+                    else:
+                        response = (
+                            result
+                            if isinstance(result, ActionResponse)
+                            else self._crashed(name, response_ref, result)
+                        )
+                    finally:
+                        slots.release()
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                response = error_response(503, "The service shut down before the action finished")
+                try:
+                    payload = self._account(response_ref, name, plan, response, started)
+                    self._respond(response_ref, payload)
+                finally:
+                    self._forget(task)
+                raise
+            task.uncancel()
+            response = self._timed_out(response_ref, name)
+        try:
+            self._respond(response_ref, self._account(response_ref, name, plan, response, started))
+        finally:
+            self._forget(task)
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        """Drop an answered request's task, time limit and expiry mark."""
+        self._tasks.discard(task)
+        self._deadlines.pop(task, None)
+        if self._expired:
+            self._expired.discard(task)
+
+    def _refusal(self, action_name: Any, fields: Any) -> ActionResponse:
+        """The answer to a request that is not run: 503, 400 or 404."""
+        if not self._accepting:
+            return error_response(503, "The service is shutting down; try again")
+        if not isinstance(action_name, str):
+            return error_response(400, "The request's action must be a string")
+        if action_name not in self._plans:
+            return error_response(404, f"Unknown action {truncate(action_name, 100)!r}")
+        return error_response(400, "The request's fields must be a JSON object")
+
+    def _crashed(self, name: str, response_ref: str, result: Any) -> ActionResponse:
+        """The 500 answer when run() raised (call inside `except`) or returned a non-response."""
+        error_id, response = internal_error()
+        context = {"action": name, "ref": response_ref, "error_id": error_id}
+        if result is None:
+            logger.exception(
+                "action %s raised (error id %s, ref %s)",
+                name,
+                error_id,
+                response_ref,
+                extra=context,
+            )
+        else:
+            logger.error(
+                "action %s returned %s instead of an ActionResponse (error id %s, ref %s)",
+                name,
+                type(result).__name__,
+                error_id,
+                response_ref,
+                extra=context,
+            )
+        return response
+
+    def _timed_out(self, response_ref: str, name: str) -> ActionResponse:
+        plan = self._plans.get(name)
+        limit = plan[1] if plan is not None else self._default_timeout
+        logger.warning(
+            "action %s ran past its %.3g s time limit (ref %s)",
+            name,
+            limit,
+            response_ref,
+            extra={"action": name, "ref": response_ref},
+        )
+        return error_response(504, f"The action did not finish within {limit:g} s")
+
+    def _watch(self, task: asyncio.Task[Any], deadline: float) -> None:
+        """Cancel `task` once `deadline` passes (one sweep timer for all requests)."""
+        self._deadlines[task] = deadline
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for task, deadline in list(self._deadlines.items()):
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._sweeper = (
+            asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+            if self._deadlines
+            else None
+        )
+
+    def _account(
+        self,
+        response_ref: str,
+        name: str,
+        plan: Plan | None,
+        response: ActionResponse,
+        started: float,
+    ) -> dict[str, Any]:
+        """Count and log an answered request (`plan` is None for an unknown action);
+        returns the response payload to send."""
+        duration = time.perf_counter() - started
+        if plan is not None:
+            stats = plan[3]
+        else:
+            # Unknown action names are counted under "(unknown)": callers choose them freely.
+            if UNKNOWN_ACTION not in self.stats:
+                self.stats[UNKNOWN_ACTION] = ActionStats()
+            stats = self.stats[UNKNOWN_ACTION]
+            name = truncate(name, 100)
+        status_code = response.status_code
+        stats.record(status_code, duration, response.message)
+        request_log.write(name, status_code, duration, response_ref)
+        return response.to_payload()
+
+    async def _run_in_thread(self, instance: ActionRunner) -> Any:
+        client, websocket = self._context()
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._threads, instance.run, client, websocket)
+        if inspect.isawaitable(result):
+            return await result
+        return result

@@ -1,0 +1,137 @@
+"""`ActionRegistry`: finds action and event classes in the modules under a folder."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from core.model.runner import ActionRunner
+from core.model.schema import ActionSchema
+
+logger = logging.getLogger(__name__)
+
+
+class DiscoveryError(Exception):
+    """Start-up must stop: a module failed to import, or two classes share a name."""
+
+
+def _default_key(cls: type[Any]) -> str:
+    if issubclass(cls, ActionSchema):
+        return cls.discriminator()
+    name = getattr(cls, "event", None)
+    if not isinstance(name, str):
+        raise DiscoveryError(f"{cls.__module__}.{cls.__qualname__} has no name to register it by")
+    return name
+
+
+class ActionRegistry:
+    """Discovers classes of a kind (by default `ActionRunner`) and builds the hub catalog."""
+
+    def __init__(self, actions: Mapping[str, type[ActionRunner]] | None = None) -> None:
+        self.actions: dict[str, type[ActionRunner]] = dict(actions or {})
+
+    @staticmethod
+    def discover(
+        path: str | Path, kind: type[Any], key: Callable[[type[Any]], str] | None = None
+    ) -> dict[str, type[Any]]:
+        """Import every module under `path` (subfolders too) and collect subclasses of `kind`.
+
+        Only classes defined in a module count (an imported class is not counted twice), and
+        abstract classes are skipped. Classes are keyed by `key(cls)`: the discriminator for
+        actions, the ``event`` attribute for event handlers. Raises `DiscoveryError`, naming
+        the files, when a module fails to import or two classes share a key.
+        """
+        name_of = key or _default_key
+        found: dict[str, type[Any]] = {}
+        origin: dict[str, str] = {}
+        failures: list[str] = []
+        for file, module_name in _module_files(Path(path)):
+            try:
+                module = _import(file, module_name)
+            except Exception as error:  # any import-time failure must stop start-up
+                failures.append(f"{file}: {type(error).__name__}: {error}")
+                continue
+            for cls in _classes_defined_in(module, kind):
+                name = name_of(cls)
+                where = f"{file}:{cls.__qualname__}"
+                if name in found and found[name] is not cls:
+                    failures.append(f"two classes are named {name!r}: {origin[name]} and {where}")
+                    continue
+                found[name] = cls
+                origin[name] = where
+        if failures:
+            raise DiscoveryError("; ".join(failures))
+        return dict(sorted(found.items()))
+
+    def get(self, name: str) -> type[ActionRunner] | None:
+        """The action registered under `name`, if any."""
+        return self.actions.get(name)
+
+    def catalog(self) -> dict[str, Any]:
+        """The catalog sent to the hub: ``{name: {"description", "fields"}}``."""
+        return {name: action.to_dict() for name, action in self.actions.items()}
+
+    def json_schemas(self) -> dict[str, Any]:
+        """Pydantic's full JSON Schema for every action, keyed by action name."""
+        return {name: action.json_schema() for name, action in self.actions.items()}
+
+
+def _module_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """Yield (file, module name) for every Python module under `root`, sorted."""
+    if not root.is_dir():
+        raise DiscoveryError(f"{root} is not a folder")
+    base = _package_base(root)
+    for file in sorted(root.rglob("*.py")):
+        relative = file.relative_to(root).with_suffix("")
+        if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+            continue
+        parts = [part for part in relative.parts if part != "__init__"]
+        yield file, ".".join([base, *parts]) if parts else base
+
+
+def _package_base(root: Path) -> str:
+    """The dotted name `root` is importable as, or a private name when it is not on sys.path."""
+    resolved = root.resolve()
+    for entry in sys.path:
+        try:
+            if Path(entry or ".").resolve() == resolved.parent:
+                return resolved.name
+        except OSError:
+            continue
+    return f"_discovered_{abs(hash(str(resolved))):x}_{resolved.name}"
+
+
+def _import(file: Path, module_name: str) -> ModuleType:
+    if not module_name.startswith("_discovered_"):
+        return importlib.import_module(module_name)
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def _classes_defined_in(module: ModuleType, kind: type[Any]) -> Iterator[type[Any]]:
+    for _, value in inspect.getmembers(module, inspect.isclass):
+        if (
+            issubclass(value, kind)
+            and value is not kind
+            and value.__module__ == module.__name__
+            and not inspect.isabstract(value)
+        ):
+            yield value

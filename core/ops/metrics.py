@@ -1,0 +1,88 @@
+"""Prometheus metrics, read from the client's counters when scraped.
+
+Nothing here runs per request: the request executor keeps plain counters (`ActionStats`) and
+this collector turns them into Prometheus families only when ``/metrics`` is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from core.execution.stats import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from core.hub.client import PlugboardClient
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ClientCollector(Collector):
+    """Exposes one client's request, connection and hub counters."""
+
+    def __init__(self, client: PlugboardClient) -> None:
+        self._client = client
+
+    def collect(self) -> Iterator[Metric]:
+        """Build the metric families from the client's current counters."""
+        client = self._client
+        requests = CounterMetricFamily(
+            "plugboard_requests",
+            "Requests answered, by action and status code",
+            labels=["action", "status"],
+        )
+        latency = HistogramMetricFamily(
+            "plugboard_request_duration_seconds",
+            "Time from receiving a request to sending its response",
+            labels=["action"],
+        )
+        for action, stats in sorted(client.executor.stats.items()):
+            for status, count in sorted(stats.by_status.items()):
+                requests.add_metric([action, str(status)], count)
+            cumulative = 0
+            buckets: list[tuple[str, float]] = []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.buckets, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            latency.add_metric([action], buckets, stats.total_seconds)
+        yield requests
+        yield latency
+        yield GaugeMetricFamily(
+            "plugboard_requests_in_flight",
+            "Requests received and not yet answered",
+            value=client.executor.in_flight,
+        )
+        yield CounterMetricFamily(
+            "plugboard_reconnects",
+            "Connections to the hub after the first",
+            value=max(0, client.connections - 1),
+        )
+        yield GaugeMetricFamily(
+            "plugboard_joined", "1 while joined to the service topic", value=int(client.joined)
+        )
+        yield GaugeMetricFamily(
+            "plugboard_consumers",
+            "Consumers of this service, as the hub last reported",
+            value=client.num_consumers if client.num_consumers is not None else float("nan"),
+        )
+        yield GaugeMetricFamily(
+            "plugboard_responses_kept",
+            "Responses waiting for a rejoin to be delivered",
+            value=client.kept_responses,
+        )
+
+
+def render(client: PlugboardClient) -> bytes:
+    """The Prometheus text exposition of `client`'s metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ClientCollector(client))
+    return generate_latest(registry)

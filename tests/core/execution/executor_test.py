@@ -1,0 +1,303 @@
+"""Tests of request execution and the mapping of outcomes to status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import unittest
+from typing import Any
+
+from pydantic import Field
+
+from core.execution.executor import RequestExecutor
+from core.execution.limits import Slots
+from core.model.response import ActionResponse
+from core.model.runner import ActionRunner
+from tests.support import LogCapture
+
+
+class Add(ActionRunner):
+    a: int = Field(description="First")
+    b: int = Field(default=0, description="Second")
+
+    @classmethod
+    def description(cls) -> str:
+        return "Adds"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        return ActionResponse(status_code=200, fields=self.a + self.b)
+
+
+class Boom(ActionRunner):
+    @classmethod
+    def description(cls) -> str:
+        return "Raises"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        raise RuntimeError("secret database password is hunter2")
+
+
+class Slow(ActionRunner):
+    timeout_seconds = 0.1
+
+    @classmethod
+    def description(cls) -> str:
+        return "Too slow"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        await asyncio.sleep(5)
+        return ActionResponse(status_code=200)
+
+
+class Blocking(ActionRunner):
+    @classmethod
+    def description(cls) -> str:
+        return "Sync"
+
+    def run(self, client: Any, websocket: Any) -> ActionResponse:
+        return ActionResponse(status_code=200, fields=threading.current_thread().name)
+
+
+class WrongType(ActionRunner):
+    @classmethod
+    def description(cls) -> str:
+        return "Returns a dict"
+
+    async def run(self, client: Any, websocket: Any) -> Any:
+        return {"status_code": 200}
+
+
+ACTIONS: dict[str, type[ActionRunner]] = {
+    cls.__name__: cls for cls in (Add, Boom, Slow, Blocking, WrongType)
+}
+
+
+class ExecutorTest(unittest.IsolatedAsyncioTestCase):
+    async def asyncSetUp(self) -> None:
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.executor = RequestExecutor(
+            ACTIONS, self.respond, lambda: (None, None), max_concurrency=4, default_timeout=2.0
+        )
+        self.addCleanup(self.executor.close)
+
+    def respond(self, ref: str, payload: dict[str, Any]) -> None:
+        self.answers[ref] = payload
+
+    async def call(self, payload: Any, ref: str = "r") -> dict[str, Any]:
+        if isinstance(payload, dict):
+            payload = {"response_ref": ref, **payload}
+        self.executor.submit(payload)
+        await self.executor.drain(5)
+        return self.answers[ref]
+
+    async def test_success(self) -> None:
+        answer = await self.call({"action": "Add", "fields": {"a": 2, "b": 3}})
+        self.assertEqual(
+            answer, {"status": "success", "status_code": 200, "message": None, "fields": 5}
+        )
+        self.assertEqual(self.executor.stats["Add"].count, 1)
+
+    async def test_invalid_fields_are_named(self) -> None:
+        answer = await self.call({"action": "Add", "fields": {"b": "x"}})
+        self.assertEqual(answer["status_code"], 400)
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("a: Field required", answer["message"])
+        self.assertIn("b: Input should be a valid integer", answer["message"])
+        self.assertNotIn("'x'", answer["message"])
+        fields = {error["field"] for error in answer["fields"]["errors"]}
+        self.assertEqual(fields, {"a", "b"})
+
+    async def test_wrong_envelope_types(self) -> None:
+        for ref, payload in (
+            ("1", {"action": 5, "fields": {}}),
+            ("2", {"action": "Add", "fields": [1]}),
+            ("3", {"action": "Add", "fields": "a=1"}),
+        ):
+            with self.subTest(payload=payload):
+                self.assertEqual((await self.call(payload, ref))["status_code"], 400)
+
+    async def test_missing_fields_means_empty(self) -> None:
+        answer = await self.call({"action": "Blocking"})
+        self.assertEqual(answer["status_code"], 200)
+
+    async def test_unknown_action(self) -> None:
+        answer = await self.call({"action": "Nope", "fields": {}})
+        self.assertEqual((answer["status_code"], answer["message"]), (404, "Unknown action 'Nope'"))
+
+    async def test_exception_gives_500_with_an_error_id_and_no_text(self) -> None:
+        with LogCapture().installed() as logs:
+            answer = await self.call({"action": "Boom", "fields": {}})
+        self.assertEqual(answer["status_code"], 500)
+        self.assertNotIn("hunter2", str(answer))
+        error_id = answer["fields"]["error_id"]
+        self.assertIn(error_id, answer["message"])
+        self.assertIn(error_id, logs.text())
+        self.assertIn("RuntimeError", logs.text())  # the traceback is in the log
+        self.assertEqual(self.executor.stats["Boom"].errors, 1)
+
+    async def test_time_limit_gives_504(self) -> None:
+        answer = await self.call({"action": "Slow", "fields": {}})
+        self.assertEqual(answer["status_code"], 504)
+
+    async def test_sync_run_uses_a_worker_thread(self) -> None:
+        answer = await self.call({"action": "Blocking", "fields": {}})
+        self.assertEqual(answer["status_code"], 200)
+        self.assertTrue(answer["fields"].startswith("action"))
+
+    async def test_non_response_result_is_500(self) -> None:
+        answer = await self.call({"action": "WrongType", "fields": {}})
+        self.assertEqual(answer["status_code"], 500)
+
+    async def test_shutting_down_gives_503(self) -> None:
+        self.executor.stop_accepting()
+        answer = await self.call({"action": "Add", "fields": {"a": 1}})
+        self.assertEqual(answer["status_code"], 503)
+
+    async def test_unanswerable_payloads_are_dropped(self) -> None:
+        for payload in ([1], "x", {"action": "Add"}, {"action": "Add", "response_ref": 5}):
+            self.executor.submit(payload)
+        await self.executor.drain(1)
+        self.assertEqual(self.answers, {})
+        self.assertEqual(self.executor.in_flight, 0)
+
+    async def test_concurrency_limit(self) -> None:
+        running = 0
+        peak = 0
+
+        class Count(ActionRunner):
+            @classmethod
+            def description(cls) -> str:
+                return "Counts"
+
+            async def run(self, client: Any, websocket: Any) -> ActionResponse:
+                nonlocal running, peak
+                running += 1
+                peak = max(peak, running)
+                await asyncio.sleep(0.02)
+                running -= 1
+                return ActionResponse(status_code=200)
+
+        executor = RequestExecutor(
+            {"Count": Count}, self.respond, lambda: (None, None), max_concurrency=3
+        )
+        for index in range(10):
+            executor.submit({"action": "Count", "fields": {}, "response_ref": f"c{index}"})
+        self.assertTrue(await executor.drain(5))
+        executor.close()
+        self.assertEqual(peak, 3)
+        self.assertEqual(len(self.answers), 10)
+
+    async def test_cancelled_requests_are_answered_503(self) -> None:
+        self.executor.submit({"action": "Slow", "fields": {}, "response_ref": "s"})
+        await asyncio.sleep(0.01)
+        await self.executor.cancel_all()
+        self.assertEqual(self.answers["s"]["status_code"], 503)
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+class TaskAware(ActionRunner):
+    """Uses what asyncio gives a task: current_task, timeout, TaskGroup, context variables."""
+
+    label: str = Field(description="Stored in a context variable")
+
+    @classmethod
+    def description(cls) -> str:
+        return "Task-aware"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        before = REQUEST_ID.get()
+        REQUEST_ID.set(self.label)
+        task = asyncio.current_task()
+        async with asyncio.timeout(1):
+            async with asyncio.TaskGroup() as group:
+                child = group.create_task(asyncio.sleep(0.01, result=REQUEST_ID.get()))
+        return ActionResponse(
+            status_code=200,
+            fields={"before": before, "task": id(task), "child": child.result()},
+        )
+
+
+class TaskSemanticsTest(unittest.IsolatedAsyncioTestCase):
+    """Each request runs as its own task with its own context, however it is started."""
+
+    async def test_each_request_is_its_own_task_with_its_own_context(self) -> None:
+        answers: dict[str, dict[str, Any]] = {}
+
+        def respond(ref: str, payload: dict[str, Any]) -> None:
+            answers[ref] = payload
+
+        executor = RequestExecutor({"TaskAware": TaskAware}, respond, lambda: (None, None))
+        self.addCleanup(executor.close)
+        REQUEST_ID.set("submitter")
+        for label in ("a", "b", "c"):
+            executor.submit(
+                {"action": "TaskAware", "fields": {"label": label}, "response_ref": label}
+            )
+        self.assertTrue(await executor.drain(5))
+        self.assertEqual(REQUEST_ID.get(), "submitter")  # nothing leaked back
+        tasks = set()
+        for label in ("a", "b", "c"):
+            fields = answers[label]["fields"]
+            self.assertEqual(answers[label]["status_code"], 200, answers[label])
+            self.assertEqual(fields["before"], "submitter")  # a copy of the submitter's context
+            self.assertEqual(fields["child"], label)
+            tasks.add(fields["task"])
+        self.assertEqual(len(tasks), 3)
+        self.assertNotIn(id(asyncio.current_task()), tasks)
+        self.assertEqual(executor.in_flight, 0)
+
+
+class SlotsTest(unittest.IsolatedAsyncioTestCase):
+    async def test_waiters_get_slots_in_order(self) -> None:
+        slots = Slots(1)
+        slots.free -= 1
+        order: list[int] = []
+
+        async def waiter(number: int) -> None:
+            await slots.wait()
+            order.append(number)
+
+        tasks = [asyncio.create_task(waiter(number)) for number in range(3)]
+        await asyncio.sleep(0)
+        for _ in range(3):
+            slots.release()
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+        self.assertEqual(order, [0, 1, 2])
+        self.assertEqual(slots.free, 0)  # the last waiter still holds the slot
+        slots.release()
+        self.assertEqual(slots.free, 1)
+
+    async def test_a_cancelled_waiter_leaves_the_queue(self) -> None:
+        slots = Slots(1)
+        slots.free -= 1
+        cancelled = asyncio.create_task(slots.wait())
+        second = asyncio.create_task(slots.wait())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        slots.release()
+        await asyncio.wait_for(second, 1)
+        self.assertTrue(cancelled.cancelled())
+        self.assertEqual(slots.free, 0)
+
+    async def test_a_slot_handed_to_a_cancelled_waiter_is_passed_on(self) -> None:
+        slots = Slots(1)
+        slots.free -= 1
+        first = asyncio.create_task(slots.wait())
+        second = asyncio.create_task(slots.wait())
+        await asyncio.sleep(0)
+        slots.release()  # hands the slot to `first`...
+        first.cancel()  # ...which is cancelled before it runs again
+        await asyncio.wait_for(second, 1)
+        self.assertTrue(first.cancelled())
+        self.assertEqual(slots.free, 0)  # `second` holds the one slot
+        slots.release()
+        self.assertEqual(slots.free, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

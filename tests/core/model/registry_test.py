@@ -1,0 +1,110 @@
+"""Tests of action and event discovery."""
+
+from __future__ import annotations
+
+import tempfile
+import textwrap
+import unittest
+from pathlib import Path
+
+from core.hub.event_handler import EventHandler
+from core.model.registry import ActionRegistry, DiscoveryError
+from core.model.runner import ActionRunner
+from core.settings import PROJECT_ROOT
+
+ACTION = """
+from core.model.response import ActionResponse
+from core.model.runner import ActionRunner
+
+
+class {name}(ActionRunner):
+    @classmethod
+    def description(cls):
+        return "{name} action"
+
+    async def run(self, client, websocket):
+        return ActionResponse(status_code=200)
+"""
+
+
+class DiscoverTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="actions_"))
+        self.addCleanup(lambda: __import__("shutil").rmtree(self.folder))
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def test_finds_actions_in_subfolders_once(self) -> None:
+        self.write("one.py", ACTION.format(name="One"))
+        self.write("nested/two.py", ACTION.format(name="Two"))
+        # A module that imports an action from another module does not count it twice.
+        self.write("reexport.py", "from core.action_response import ActionResponse\n")
+        found = ActionRegistry.discover(self.folder, ActionRunner)
+        self.assertEqual(list(found), ["One", "Two"])
+        self.assertTrue(all(issubclass(cls, ActionRunner) for cls in found.values()))
+
+    def test_abstract_classes_are_skipped(self) -> None:
+        self.write(
+            "base.py",
+            """
+            from core.model.runner import ActionRunner
+
+            class Base(ActionRunner):
+                pass
+            """,
+        )
+        self.assertEqual(ActionRegistry.discover(self.folder, ActionRunner), {})
+
+    def test_a_failing_module_names_its_file(self) -> None:
+        self.write("good.py", ACTION.format(name="Good"))
+        bad = self.write("bad.py", "import module_that_does_not_exist\n")
+        with self.assertRaises(DiscoveryError) as caught:
+            ActionRegistry.discover(self.folder, ActionRunner)
+        self.assertIn(str(bad), str(caught.exception))
+        self.assertIn("ModuleNotFoundError", str(caught.exception))
+
+    def test_duplicate_names_name_both_files(self) -> None:
+        first = self.write("a.py", ACTION.format(name="Same"))
+        second = self.write("b/c.py", ACTION.format(name="Same"))
+        with self.assertRaises(DiscoveryError) as caught:
+            ActionRegistry.discover(self.folder, ActionRunner)
+        message = str(caught.exception)
+        self.assertIn(str(first), message)
+        self.assertIn(str(second), message)
+
+    def test_missing_folder(self) -> None:
+        with self.assertRaises(DiscoveryError):
+            ActionRegistry.discover(self.folder / "nope", ActionRunner)
+
+    def test_project_events_are_keyed_by_event_name(self) -> None:
+        events = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
+        for name in (
+            "request",
+            "phx_join",
+            "phx_reply",
+            "phx_error",
+            "phx_close",
+            "service_updated",
+            "service_deleted",
+            "token_created",
+            "token_deleted",
+            "num_consumers",
+        ):
+            self.assertIn(name, events)
+            self.assertEqual(events[name].event, name)
+
+    def test_registry_catalog(self) -> None:
+        self.write("one.py", ACTION.format(name="One"))
+        registry = ActionRegistry(ActionRegistry.discover(self.folder, ActionRunner))
+        self.assertEqual(registry.catalog(), {"One": {"description": "One action", "fields": {}}})
+        self.assertIsNotNone(registry.get("One"))
+        self.assertIsNone(registry.get("Two"))
+        self.assertEqual(registry.json_schemas()["One"]["description"], "One action")
+
+
+if __name__ == "__main__":
+    unittest.main()

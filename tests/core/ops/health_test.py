@@ -1,0 +1,109 @@
+"""Health, readiness and metrics endpoints, end to end with a real client and hub."""
+
+from __future__ import annotations
+
+import asyncio
+import unittest
+from typing import Any
+
+import aiohttp
+
+from core.dev.local_hub.hub import LocalHub
+from core.ops.health import HealthServer
+from tests.support import start_consumer, wait_until
+
+
+class HealthTest(unittest.IsolatedAsyncioTestCase):
+    async def get(self, server: HealthServer, path: str) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{server.port}{path}") as response,
+        ):
+            body = await (response.json() if path != "/metrics" else response.text())
+            return response.status, body
+
+    async def test_ready_flips_when_the_hub_goes_away_and_back(self) -> None:
+        hub = LocalHub()
+        await hub.start()
+        port, token = hub.port, next(iter(hub.tokens))
+        consumer = start_consumer(hub)
+        server = HealthServer(consumer.client, 0, host="127.0.0.1")
+        await server.start()
+        try:
+            await consumer.joined()
+            self.assertEqual(await self.get(server, "/readyz"), (200, {"status": "ready"}))
+            status, body = await self.get(server, "/healthz")
+            self.assertEqual((status, body["status"]), (200, "ok"))
+
+            await hub.stop()
+            await wait_until(lambda: not consumer.client.joined)
+            status, body = await self.get(server, "/readyz")
+            self.assertEqual((status, body["problems"]), (503, ["not joined to the hub"]))
+            self.assertEqual((await self.get(server, "/healthz"))[0], 200)
+
+            async with LocalHub(port=port, tokens=[token]) as again:
+                await again.wait_for_joined(1)
+                await wait_until(lambda: consumer.client.joined)
+                self.assertEqual((await self.get(server, "/readyz"))[0], 200)
+                await consumer.stop()
+        finally:
+            await server.stop()
+
+    async def test_failing_check_makes_it_not_ready(self) -> None:
+        async def broken() -> str | None:
+            return "connection refused"
+
+        async def slow() -> str | None:
+            await asyncio.sleep(10)
+            return None
+
+        async with LocalHub() as hub:
+            consumer = await start_consumer(hub).joined()
+            server = HealthServer(
+                consumer.client, 0, host="127.0.0.1", checks=[("database", broken), ("slow", slow)]
+            )
+            await server.start()
+            try:
+                status, body = await self.get(server, "/readyz")
+            finally:
+                await server.stop()
+                await consumer.stop()
+        self.assertEqual(status, 503)
+        self.assertEqual(
+            body["problems"], ["database: connection refused", "slow: no answer within 2 s"]
+        )
+
+    async def test_metrics(self) -> None:
+        async with LocalHub() as hub:
+            consumer = await start_consumer(hub).joined()
+            server = HealthServer(consumer.client, 0, host="127.0.0.1")
+            await server.start()
+            try:
+                await hub.request("Echo", {"message": "a"})
+                await hub.request("Echo", {"message": "b"})
+                await hub.request("Greet", {})
+                await hub.request("Nope", {})
+                await hub.drop_connections()
+                await wait_until(
+                    lambda: consumer.client.joined and consumer.client.connections == 2
+                )
+                status, text = await self.get(server, "/metrics")
+            finally:
+                await server.stop()
+                await consumer.stop()
+        self.assertEqual(status, 200)
+        self.assertIn('plugboard_requests_total{action="Echo",status="200"} 2.0', text)
+        self.assertIn('plugboard_requests_total{action="Greet",status="400"} 1.0', text)
+        self.assertIn('plugboard_requests_total{action="(unknown)",status="404"} 1.0', text)
+        self.assertIn(
+            'plugboard_request_duration_seconds_bucket{action="Echo",le="+Inf"} 2.0', text
+        )
+        self.assertIn('plugboard_request_duration_seconds_count{action="Echo"} 2.0', text)
+        self.assertIn("plugboard_requests_in_flight 0.0", text)
+        self.assertIn("plugboard_reconnects_total 1.0", text)
+        self.assertIn("plugboard_consumers 1.0", text)
+        self.assertIn("plugboard_joined 1.0", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
