@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -78,6 +79,9 @@ class PlugboardClient:
         self.refs = RefCounter()
         self.catalog: dict[str, Any] = {name: a.to_dict() for name, a in self.actions.items()}
         self.catalog_json = json_codec.dumps(self.catalog)
+        # Short enough to read in a log line or a pod label; replicas that may serve side by
+        # side on one hub have the same hash.
+        self.catalog_hash = hashlib.sha256(self.catalog_json.encode()).hexdigest()[:12]
         self.executor = RequestExecutor(
             self.actions,
             self._send_response,
@@ -115,6 +119,7 @@ class PlugboardClient:
 
         # Lifecycle.
         self.connections = 0
+        self.refused_upgrades = 0  # HTTP 403 answers to the upgrade, since the process began
         self.shutting_down = False
         self.exit_code = 0
         self._stopped = asyncio.Event()
@@ -163,12 +168,14 @@ class PlugboardClient:
                     break
             except ConnectionRefused:
                 delay = refused.next()
+                self.refused_upgrades += 1
                 logger.error(
                     "the hub refused the connection (HTTP 403). Either TOKEN is wrong, expired "
                     "or deleted (set a valid service token), or this replica's action catalog "
-                    "differs from the one the running replicas announced (finish rolling out "
-                    "one version: the hub accepts a new catalog once the old replicas are "
-                    "gone). Retrying in %.1f s",
+                    "(hash %s) differs from the one the running replicas announced (finish "
+                    "rolling out one version: the hub accepts a new catalog once the old "
+                    "replicas are gone). Retrying in %.1f s",
+                    self.catalog_hash,
                     delay,
                 )
             except (OSError, TimeoutError, InvalidStatus, ConnectionClosed) as error:

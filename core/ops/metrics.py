@@ -69,6 +69,19 @@ class ClientCollector(Collector):
         yield GaugeMetricFamily(
             "plugboard_joined", "1 while joined to the service topic", value=int(client.joined)
         )
+        catalog = GaugeMetricFamily(
+            "plugboard_catalog_info",
+            "The hash of the action catalog this replica announces (1 per replica)",
+            labels=["hash"],
+        )
+        catalog.add_metric([client.catalog_hash], 1)
+        yield catalog
+        yield CounterMetricFamily(
+            "plugboard_upgrade_refusals",
+            "HTTP 403 answers to the upgrade: a wrong token, or a catalog that differs from "
+            "the joined replicas' (a stalled rollout)",
+            value=client.refused_upgrades,
+        )
         yield GaugeMetricFamily(
             "plugboard_consumers",
             "Consumers of this service, as the hub last reported",

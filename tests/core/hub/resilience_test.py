@@ -81,12 +81,14 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
             async with LocalHub(tokens=["real-token"]) as hub:
                 consumer = start_consumer(hub, token="new-token")
                 await wait_until(lambda: "HTTP 403" in logs.text())
+                self.assertEqual(consumer.client.refused_upgrades, 1)
                 hub.accept_token("new-token")
                 await consumer.joined(timeout=10)
                 self.assertEqual((await hub.request("Echo", {"message": "in"}))[0], 200)
                 await consumer.stop()
         refusals = [line for line in logs.lines if "HTTP 403" in line]
         self.assertEqual(len(refusals), 1)  # one line per attempt, and the back-off is slow
+        self.assertIn(f"catalog (hash {consumer.client.catalog_hash})", refusals[0])
         self.assertNotIn("new-token", logs.text())
 
     async def test_phx_error_rejoins(self) -> None:

@@ -103,6 +103,8 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("plugboard_reconnects_total 1.0", text)
         self.assertIn("plugboard_consumers 1.0", text)
         self.assertIn("plugboard_joined 1.0", text)
+        self.assertIn("plugboard_upgrade_refusals_total 0.0", text)
+        self.assertRegex(text, r'plugboard_catalog_info\{hash="[0-9a-f]{12}"\} 1.0')
 
 
 if __name__ == "__main__":
