@@ -4,12 +4,15 @@
 
 `bench.run` measures whole processes over loopback, system calls included, and on a shared
 machine its figures move by several per cent between runs. This script is the finer tool
-used while optimising: the framework's client (`PlugboardClient` with the benchmark's Echo)
-and the bare loop (`bench.bare_consumer.answer`) each get a websockets connection over an
-in-memory transport, and batches of 64 request frames are fed to them in turn, the order
-alternating every batch. The CPU time (``time.process_time``) spent until each side has
-queued all 64 responses is added to that side. Both run in the same process at the same
-moments, so the machine's load and clock speed cancel out of the ratio.
+used while optimising: the framework's client (`PlugboardClient` with the benchmark's Echo,
+on its own `HubTransport`) and the bare loop (`bench.bare_consumer.answer`, on websockets'
+asyncio connection) each get a connection over an in-memory transport, whose opening
+handshake and join are answered by websockets' sans-I/O server protocol, and batches of 64
+request frames are fed to them in turn, the order alternating every batch. The CPU time
+(``time.process_time``) spent until each side has queued all 64 responses is added to that
+side; the framework's heartbeats are answered as the hub would (its outbox keeps each
+response until one is). Both run in the same process at the same moments, so the machine's
+load and clock speed cancel out of the ratio.
 
 What it leaves out: system calls (the transport writes nowhere, so the framework's one write
 per batch against the bare loop's one per response does not show; `bench.run` measures it)
@@ -26,14 +29,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
+from websockets.http11 import Request, Response
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from bench import bare_consumer
@@ -43,14 +46,21 @@ URI = "ws://bench.invalid/socket/websocket"
 
 
 class MemoryTransport(asyncio.Transport):
-    """A transport that accepts every write and sends it nowhere."""
+    """A transport that accepts every write and keeps it (until `take`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
+        self._data: list[bytes] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes += 1
+        self._data.append(bytes(data))
+
+    def take(self) -> bytes:
+        """What was written since the last call (the memory is released)."""
+        data, self._data = b"".join(self._data), []
+        return data
 
     def is_closing(self) -> bool:
         return False
@@ -78,35 +88,99 @@ class MemoryTransport(asyncio.Transport):
 
 
 class Side:
-    """One consumer under comparison: its connection, and the responses it has queued."""
+    """One consumer under comparison: how to feed it bytes, and how many responses it wrote.
 
-    def __init__(self, name: str, connection_class: type[ClientConnection]) -> None:
+    `answer` sees what the side wrote after each batch (untimed) and returns what the hub
+    would send back besides requests (heartbeat replies); it is fed, timed, with the next
+    batch.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        feed: Callable[[bytes], None],
+        written: Callable[[], int],
+        transport: MemoryTransport,
+        answer: Callable[[bytes], bytes] = lambda _: b"",
+    ) -> None:
         self.name = name
-        protocol = ClientProtocol(parse_uri(URI), state=State.OPEN)
-        self.connection = connection_class(
-            protocol, ping_interval=None, ping_timeout=None, close_timeout=1
-        )
-        self.transport = MemoryTransport()
-        self.connection.connection_made(self.transport)
-        # The handshake is over: frames are data from the first byte on.
-        self.connection.response = Response(101, "Switching Protocols", Headers())
-        self.responses = 0
+        self.feed = feed
+        self.written = written
+        self.transport = transport
+        self.answer = answer
+        self.backlog = b""
         self.seconds = 0.0
-        send_text: Callable[..., Any] = protocol.send_text
-
-        def counting_send_text(data: bytes, fin: bool = True) -> None:
-            self.responses += 1
-            send_text(data, fin)
-
-        protocol.send_text = counting_send_text  # type: ignore[method-assign]
 
     async def serve(self, frames: bytes, expected: int) -> None:
         """Feed one batch of frames; return once `expected` responses in all are queued."""
         started = time.process_time()
-        self.connection.data_received(frames)
-        while self.responses < expected:
+        self.feed(self.backlog + frames)
+        while self.written() < expected:
             await asyncio.sleep(0)
         self.seconds += time.process_time() - started
+        self.backlog = self.answer(self.transport.take())
+
+
+def bare_side() -> Side:
+    """The bare loop on websockets' asyncio connection, already open."""
+    protocol = ClientProtocol(parse_uri(URI), state=State.OPEN)
+    connection = ClientConnection(protocol, ping_interval=None, ping_timeout=None, close_timeout=1)
+    transport = MemoryTransport()
+    connection.connection_made(transport)
+    # The handshake is over: frames are data from the first byte on.
+    connection.response = Response(101, "Switching Protocols", Headers())
+    # The bare loop writes each response on its own: one write per response.
+    side = Side("bare", connection.data_received, lambda: transport.writes, transport)
+    side.connection = connection  # type: ignore[attr-defined]  # for bare_consumer.answer
+    return side
+
+
+def framework_side() -> Side:
+    """The service's client on its own transport, joined, serving the benchmark's actions."""
+    from core.hub.client import PlugboardClient
+    from core.hub.transport import HubTransport
+    from core.model.registry import ActionRegistry
+    from core.model.runner import ActionRunner
+    from core.settings import Settings
+
+    actions = ActionRegistry.discover(BENCH_ACTIONS, ActionRunner)
+    settings = Settings.from_env(
+        {"WEBSOCKET_URL": URI, "TOKEN": "bench-token", "MAX_CONCURRENCY": "256"}
+    )
+    client = PlugboardClient(settings, actions)
+    transport = MemoryTransport()
+    link = HubTransport(URI, client, max_size=1 << 20, close_timeout=1.0, user_agent="bench")
+    link.connection_made(transport)
+    # A sans-I/O server answers the handshake, then the join.
+    server = ServerProtocol()
+    server.receive_data(transport.take())
+    request = server.events_received()[0]
+    assert isinstance(request, Request)
+    server.send_response(server.accept(request))
+    link.data_received(b"".join(server.data_to_send()))
+    server.receive_data(transport.take())
+    join = json.loads(next(e for e in server.events_received() if isinstance(e, Frame)).data)
+    reply = {"status": "ok", "response": {"num_consumers": 1}}
+    frame = {"topic": "service", "event": "phx_reply", "payload": reply, "ref": join["ref"]}
+    server.send_text(json.dumps(frame).encode())
+    link.data_received(b"".join(server.data_to_send()))
+    assert client.joined
+    outbox = client.outbox
+
+    def answer_heartbeats(written: bytes) -> bytes:
+        # As the hub does: the outbox keeps each response until a heartbeat is answered.
+        server.receive_data(written)
+        for event in server.events_received():
+            if isinstance(event, Frame) and b'"heartbeat"' in event.data:
+                ref = json.loads(event.data)["ref"]
+                ok = {"status": "ok", "response": {}}
+                reply = {"topic": "phoenix", "event": "phx_reply", "payload": ok, "ref": ref}
+                server.send_text(json.dumps(reply).encode())
+        return b"".join(server.data_to_send())
+
+    return Side(
+        "framework", link.data_received, lambda: outbox.written, transport, answer_heartbeats
+    )
 
 
 def request_frames(first: int, count: int) -> bytes:
@@ -124,30 +198,13 @@ def request_frames(first: int, count: int) -> bytes:
     return b"".join(frames)
 
 
-def framework_side() -> Side:
-    """The service's client, joined, serving the benchmark's actions."""
-    from core.hub.client import PlugboardClient
-    from core.model.registry import ActionRegistry
-    from core.model.runner import ActionRunner
-    from core.settings import Settings
-
-    actions = ActionRegistry.discover(BENCH_ACTIONS, ActionRunner)
-    settings = Settings.from_env(
-        {"WEBSOCKET_URL": URI, "TOKEN": "bench-token", "MAX_CONCURRENCY": "256"}
-    )
-    client = PlugboardClient(settings, actions)
-    side = Side("framework", client._connection_class)
-    client.websocket = side.connection  # type: ignore[assignment]
-    client.join_ref = "1"
-    client.joined_ok(None, None, None)
-    return side
-
-
 async def compare(batches: int) -> tuple[Side, Side]:
     """Feed `batches` batches to each side, alternating; returns both sides."""
     framework = framework_side()
-    bare = Side("bare", ClientConnection)
-    answering = asyncio.get_running_loop().create_task(bare_consumer.answer(bare.connection))
+    bare = bare_side()
+    answering = asyncio.get_running_loop().create_task(
+        bare_consumer.answer(bare.connection)  # type: ignore[attr-defined]
+    )
     blobs = [request_frames(batch * IN_FLIGHT, IN_FLIGHT) for batch in range(batches)]
     await asyncio.sleep(0)
     for batch, frames in enumerate(blobs):

@@ -37,7 +37,9 @@ UNKNOWN_ACTION = "(unknown)"
 SWEEP_SECONDS = 0.05
 
 # Hands the client a response payload for a response_ref (the client writes it soon after).
-Respond = Callable[[str, dict[str, Any]], None]
+# It returns None, or the payload it sent instead (a 500 for a payload it cannot encode), so
+# that the request is accounted with the status its caller really gets.
+Respond = Callable[[str, dict[str, Any]], dict[str, Any] | None]
 # Per action, decided once: the class, its time limit, whether run() is a coroutine, and its
 # counters.
 Plan = tuple[type[ActionRunner], float, bool, ActionStats]
@@ -63,7 +65,8 @@ class RequestExecutor:
         self._default_timeout = default_timeout
         self._slots = Slots(max_concurrency)
         self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="action")
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Each request's task, with its payload (to answer one cancelled before it started).
+        self._tasks: dict[asyncio.Task[None], dict[str, Any]] = {}
         self.stats: dict[str, ActionStats] = {name: ActionStats() for name in actions}
         self._plans: dict[str, Plan] = {
             name: (
@@ -102,7 +105,7 @@ class RequestExecutor:
         # _handle forgets the task when done (cheaper than a done callback); an eager task
         # may already be done here.
         if not task.done():
-            self._tasks.add(task)
+            self._tasks[task] = payload
 
     def stop_accepting(self) -> None:
         """From now on, answer new requests 503 without running them."""
@@ -116,11 +119,25 @@ class RequestExecutor:
         return not pending
 
     async def cancel_all(self) -> None:
-        """Cancel whatever is still running (after the grace period)."""
+        """Cancel whatever is still running (after the grace period); each is answered 503."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
+        for task, payload in list(self._tasks.items()):
+            if task.done():
+                # Cancelled before its first step (a task does not start at once on Python
+                # 3.11): its coroutine never ran, so it has not answered.
+                del self._tasks[task]
+                action = payload.get("action")
+                name = action if type(action) is str else "?"
+                self._answer(
+                    payload["response_ref"],
+                    name,
+                    self._plans.get(name),
+                    error_response(503, "The service shut down before the action started"),
+                    time.perf_counter(),
+                )
 
     def close(self) -> None:
         """Release the worker threads (running ones finish in the background)."""
@@ -174,21 +191,20 @@ class RequestExecutor:
             if task not in self._expired:
                 response = error_response(503, "The service shut down before the action finished")
                 try:
-                    payload = self._account(response_ref, name, plan, response, started)
-                    self._respond(response_ref, payload)
+                    self._answer(response_ref, name, plan, response, started)
                 finally:
                     self._forget(task)
                 raise
             task.uncancel()
             response = self._timed_out(response_ref, name)
         try:
-            self._respond(response_ref, self._account(response_ref, name, plan, response, started))
+            self._answer(response_ref, name, plan, response, started)
         finally:
             self._forget(task)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         """Drop an answered request's task, time limit and expiry mark."""
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         self._deadlines.pop(task, None)
         if self._expired:
             self._expired.discard(task)
@@ -256,17 +272,22 @@ class RequestExecutor:
             else None
         )
 
-    def _account(
+    def _answer(
         self,
         response_ref: str,
         name: str,
         plan: Plan | None,
         response: ActionResponse,
         started: float,
-    ) -> dict[str, Any]:
-        """Count and log an answered request (`plan` is None for an unknown action);
-        returns the response payload to send."""
+    ) -> None:
+        """Send the response, then count and log the request with the status sent (`plan` is
+        None for an unknown action)."""
+        replaced = self._respond(response_ref, response.to_payload())
         duration = time.perf_counter() - started
+        if replaced is None:
+            status_code, message = response.status_code, response.message
+        else:
+            status_code, message = replaced["status_code"], replaced["message"]
         if plan is not None:
             stats = plan[3]
         else:
@@ -275,10 +296,8 @@ class RequestExecutor:
                 self.stats[UNKNOWN_ACTION] = ActionStats()
             stats = self.stats[UNKNOWN_ACTION]
             name = truncate(name, 100)
-        status_code = response.status_code
-        stats.record(status_code, duration, response.message)
+        stats.record(status_code, duration, message)
         request_log.write(name, status_code, duration, response_ref)
-        return response.to_payload()
 
     async def _run_in_thread(self, instance: ActionRunner) -> Any:
         client, websocket = self._context()

@@ -1,10 +1,20 @@
-"""`PlugboardClient`: the connection lifecycle between one replica and the hub.
+"""`PlugboardClient`: one replica's link to the hub, from the first connection to the exit.
 
-The client owns one WebSocket at a time. It connects (reconnecting forever with back-off),
-joins topic ``service``, sends the Phoenix heartbeat and notices a dead connection, rejoins
-after a channel error, keeps responses that could not be sent while the socket was down, and
-shuts down gracefully. Frames are decoded by `core.phoenix` and handed to the handlers in
-`events/`; requests are run by `core.request_executor`.
+The parts (ARCHITECTURE.md draws them):
+
+- `core.hub.transport.HubTransport`: one WebSocket connection (websockets' sans-I/O protocol
+  under an ``asyncio.Protocol``);
+- `core.hub.socket.PhoenixSocket`: frames, refs, heartbeat and dead-link detection, for
+  whichever connection is open;
+- `core.hub.channel.Channel`: the ``service`` topic's join, rejoin and leave;
+- `core.hub.outbox.ResponseOutbox`: responses kept until a heartbeat proves the hub read
+  them, and written again after a reconnect;
+- `core.execution.executor.RequestExecutor`: runs each request and answers it.
+
+This module is the asyncio layer that owns them (phoenix.js's ``Socket`` role): it connects
+and reconnects forever with back-off (any failure to connect is retried), hands the hub's
+domain events to the handlers in ``events/``, and shuts down so that every request that
+reached the replica gets an answer its caller receives.
 """
 
 from __future__ import annotations
@@ -16,32 +26,22 @@ import logging
 import os
 import signal
 import time
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidState, InvalidStatus, InvalidURI
-from websockets.frames import CloseCode
-from websockets.protocol import State
+from websockets.exceptions import InvalidStatus
 
 from core import json_codec
 from core.execution.executor import RequestExecutor
-from core.execution.responses import internal_error
 from core.hub.backoff import RECONNECT_DELAYS, REFUSED_DELAYS, REJOIN_DELAYS, Backoff
-from core.hub.connection import HubConnection
-from core.hub.event_handler import EventHandler
-from core.hub.phoenix import (
-    HEARTBEAT,
-    PHOENIX_TOPIC,
-    PHX_JOIN,
-    PHX_LEAVE,
-    FrameError,
-    Message,
-    RefCounter,
-    serializer_for,
-)
+from core.hub.channel import reply_parts
+from core.hub.event_handler import EventHandler, payload_item
+from core.hub.outbox import ResponseOutbox
+from core.hub.phoenix import PHX_REPLY, Message, serializer_for
+from core.hub.socket import PhoenixSocket
+from core.hub.timers import Cancellable
+from core.hub.transport import HubTransport
 from core.log import RateLimitedLog, redact_url, secret_filter, truncate
 from core.model.registry import ActionRegistry
 from core.model.runner import ActionRunner
@@ -55,10 +55,54 @@ SERVICE_TOPIC = "service"
 URL_SIZE_WARNING = 8000
 # phoenix.js waits this long for a phx_leave reply before closing anyway.
 LEAVE_TIMEOUT = 1.0
+OPEN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0
+# A failed connection attempt logs one line; the same failure again within this many seconds
+# is counted instead, and the count joins the next line.
+FAILURE_LOG_INTERVAL = 10.0
 
 
-class ConnectionRefused(Exception):
-    """The hub refused the WebSocket upgrade with HTTP 403."""
+class RunningLoopClock:
+    """The `core.hub.timers.Clock` of whichever asyncio loop is running.
+
+    The client may be built before a loop runs (the ``actions`` command never starts one);
+    its socket and channel then ask the running loop each time.
+    """
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        """The loop's monotonic time."""
+        return asyncio.get_running_loop().time()
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Cancellable:
+        """``loop.call_later``."""
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> Cancellable:
+        """``loop.call_soon``."""
+        return asyncio.get_running_loop().call_soon(callback, *args)
+
+
+class _FailureLog:
+    """One log line per failed connection attempt, but not the same line over and over."""
+
+    def __init__(self) -> None:
+        self._last_text = ""
+        self._last_at = float("-inf")
+        self._repeats = 0
+
+    def failed(self, level: int, text: str, delay: float) -> None:
+        now = time.monotonic()
+        if text == self._last_text and now - self._last_at < FAILURE_LOG_INTERVAL:
+            self._repeats += 1
+            return
+        repeats = f" ({self._repeats} more like it since the last line)" if self._repeats else ""
+        logger.log(level, "%s%s; retrying in %.2f s", text, repeats, delay)
+        self._last_text, self._last_at, self._repeats = text, now, 0
+
+    def succeeded(self) -> None:
+        self._last_text, self._repeats = "", 0
 
 
 class PlugboardClient:
@@ -76,53 +120,67 @@ class PlugboardClient:
             events = ActionRegistry.discover(settings.events_path, EventHandler)
         self._handlers: dict[str, EventHandler] = {name: cls() for name, cls in events.items()}
         self.serializer = serializer_for(settings.phoenix_vsn)
-        self.refs = RefCounter()
         self.catalog: dict[str, Any] = {name: a.to_dict() for name, a in self.actions.items()}
         self.catalog_json = json_codec.dumps(self.catalog)
         # Short enough to read in a log line or a pod label; replicas that may serve side by
         # side on one hub have the same hash.
         self.catalog_hash = hashlib.sha256(self.catalog_json.encode()).hexdigest()[:12]
+        self._token = settings.token
+        self._next_token_id: int | str | None = None
+        secret_filter.add(self._token)
+        self._bad_input = RateLimitedLog(logger)
+
+        # The link: socket, channel, outbox (sans-I/O), and the connection of the moment.
+        self._socket = PhoenixSocket(
+            RunningLoopClock(),
+            self.serializer,
+            heartbeat_interval=settings.heartbeat_interval_seconds,
+        )
+        self._channel = self._socket.channel(
+            SERVICE_TOPIC,
+            self,
+            join_timeout=settings.join_timeout_seconds,
+            leave_timeout=LEAVE_TIMEOUT,
+            rejoin=Backoff(REJOIN_DELAYS),
+        )
+        self.outbox = ResponseOutbox(
+            self._socket,
+            self._channel,
+            max_age=settings.response_max_age_seconds,
+            limit=settings.outbox_limit,
+        )
+        self._socket.outbox = self.outbox
+        self.outbox.on_settled = self._settled
+        # TransportHandler: every text message goes straight to the socket.
+        self.frame_received = self._socket.frame_received
+        self.websocket: HubTransport | None = None
+
         self.executor = RequestExecutor(
             self.actions,
-            self._send_response,
+            self.outbox.send,
             lambda: (self, self.websocket),
             max_concurrency=settings.max_concurrency,
             default_timeout=settings.action_timeout_seconds,
         )
-        self._bad_input = RateLimitedLog(logger)
-        # Connections hand each text message to _receive as it arrives.
-        self._connection_class = HubConnection.delivering_to(self._receive)
-        self._token = settings.token
-        self._next_token_id: int | str | None = None
-        secret_filter.add(self._token)
 
         # What the hub told us.
         self.service: Service | None = None
         self.token: Token | None = None
         self.num_consumers: int | None = None
 
-        # Connection and channel state.
-        self.websocket: HubConnection | None = None
-        self.join_ref: str | None = None
+        # Waiting points (asyncio.Event needs no running loop to be made).
         self._joined = asyncio.Event()
-        self.leave_ref: str | None = None
-        self._left_event = asyncio.Event()
-        self._heartbeat_ref: str | None = None
-        self._rejoin = Backoff(REJOIN_DELAYS)
+        self._left = asyncio.Event()
+        self._settled_event = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._reconnect = Backoff(RECONNECT_DELAYS)  # reset by a successful join
-        self._rejoin_task: asyncio.Task[None] | None = None
-        self._join_timer: asyncio.TimerHandle | None = None
-        self._outbox: deque[tuple[float, str, dict[str, Any]]] = deque()
-        self._batch: list[tuple[str, dict[str, Any]]] = []
-        self._batch_sent: asyncio.Future[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
-        # Lifecycle.
+        # Lifecycle and counters.
         self.connections = 0
         self.refused_upgrades = 0  # HTTP 403 answers to the upgrade, since the process began
         self.shutting_down = False
         self.exit_code = 0
-        self._stopped = asyncio.Event()
 
     # ----------------------------------------------------------------- public surface
 
@@ -139,12 +197,17 @@ class PlugboardClient:
     @property
     def joined(self) -> bool:
         """True while the channel on topic ``service`` is joined."""
-        return self._joined.is_set()
+        return self._channel.joined
+
+    @property
+    def join_ref(self) -> str | None:
+        """The ref of the current join, if any."""
+        return self._channel.join_ref
 
     @property
     def kept_responses(self) -> int:
-        """Responses waiting for a rejoin to be delivered."""
-        return len(self._outbox)
+        """Responses waiting for a join to be written."""
+        return self.outbox.kept
 
     @property
     def redacted_url(self) -> str:
@@ -156,42 +219,34 @@ class PlugboardClient:
         await asyncio.wait_for(self._joined.wait(), timeout)
 
     async def run(self) -> int:
-        """Connect and serve until shut down; returns the process exit code."""
-        stopped = self._stopped
+        """Connect and serve until stopped; returns the process exit code."""
         self._warn_on_url_size()
-        reconnect = self._reconnect
+        stopped = self._stopped
         refused = Backoff(REFUSED_DELAYS)
+        failures = _FailureLog()
         while not stopped.is_set():
             try:
-                websocket = await self._connect_unless_stopped()
-                if websocket is None:
-                    break
-            except ConnectionRefused:
-                delay = refused.next()
-                self.refused_upgrades += 1
-                logger.error(
-                    "the hub refused the connection (HTTP 403). Either TOKEN is wrong, expired "
-                    "or deleted (set a valid service token), or this replica's action catalog "
-                    "(hash %s) differs from the one the running replicas announced (finish "
-                    "rolling out one version: the hub accepts a new catalog once the old "
-                    "replicas are gone). Retrying in %.1f s",
-                    self.catalog_hash,
-                    delay,
-                )
-            except (OSError, TimeoutError, InvalidStatus, ConnectionClosed) as error:
-                delay = reconnect.next()
-                logger.warning(
-                    "cannot connect to %s: %s; retrying in %.2f s",
-                    self.redacted_url,
-                    truncate(redact_url(str(error)) or type(error).__name__),
-                    delay,
-                )
+                transport = await self._open_unless_stopped()
+            except InvalidStatus as error:
+                if error.response.status_code == 403:
+                    delay = refused.next()
+                    self.refused_upgrades += 1
+                    failures.failed(logging.ERROR, self._refused_text(), delay)
+                else:
+                    delay = self._reconnect.next()
+                    failures.failed(logging.WARNING, self._cannot_connect(error), delay)
+            except Exception as error:  # every failure to connect is transient: retry
+                delay = self._reconnect.next()
+                failures.failed(logging.WARNING, self._cannot_connect(error), delay)
             else:
+                if transport is None:
+                    break
                 refused.reset()
-                await self._serve(websocket)
+                failures.succeeded()
+                await transport.wait_closed()
                 if stopped.is_set():
                     break
-                delay = reconnect.next()
+                delay = self._reconnect.next()
                 logger.info("reconnecting in %.2f s", delay)
             await self._sleep_unless_stopped(delay)
         self.executor.close()
@@ -210,12 +265,10 @@ class PlugboardClient:
         self.shutting_down = True
         self.exit_code = exit_code
         self.executor.stop_accepting()
-        self._spawn(self._close_for_good())
-
-    # ------------------------------------------------------------ used by event handlers
+        self._spawn(self._leave_and_close(None))
 
     def dispatch(self, event: str, message: Message) -> None:
-        """Hand `message` to the handler registered for `event`."""
+        """Hand `message` to the handler registered for `event` (the ``events/`` modules)."""
         handler = self._handlers.get(event)
         if handler is None:
             self._bad_input.warning(
@@ -226,63 +279,6 @@ class PlugboardClient:
             handler.handle(self, message)
         except Exception:
             logger.exception("the %s handler failed; the connection stays up", event)
-
-    def is_current_join(self, message: Message) -> bool:
-        """True when `message` refers to the current join, not an earlier one.
-
-        A message that names no join at all (both refs null) is taken as the current one:
-        ignoring a channel error would leave this replica out of the rotation for good.
-        """
-        if self.join_ref is None:
-            return False
-        if message.ref is None and message.join_ref is None:
-            return True
-        return self.join_ref in (message.join_ref, message.ref)
-
-    def heartbeat_acknowledged(self, ref: str | None) -> None:
-        """A heartbeat reply arrived."""
-        if ref is not None and ref == self._heartbeat_ref:
-            self._heartbeat_ref = None
-
-    def joined_ok(
-        self, service: Service | None, token: Token | None, consumers: int | None
-    ) -> None:
-        """The hub accepted the join."""
-        self._cancel_join_timer()
-        self._rejoin.reset()
-        self._reconnect.reset()
-        if service is not None:
-            self.service = service
-        if token is not None:
-            self.token = token
-        if consumers is not None:
-            self.num_consumers = consumers
-        self._joined.set()
-        logger.info(
-            "joined service %s (id %s); %s consumer(s) connected",
-            self.service.name if self.service else "?",
-            self.service.id if self.service else "?",
-            "?" if self.num_consumers is None else self.num_consumers,
-        )
-        self._flush_outbox()
-
-    def join_failed(self, reason: str) -> None:
-        """The hub answered the join with an error."""
-        self._cancel_join_timer()
-        self._joined.clear()
-        logger.error("the hub refused to join topic %r: %s", SERVICE_TOPIC, truncate(reason))
-        self._schedule_rejoin()
-
-    def channel_lost(self, event: str) -> None:
-        """The hub sent phx_error or phx_close for the current join."""
-        self._joined.clear()
-        if self.leave_ref is not None:
-            self._left_event.set()
-            return
-        if self._stopped.is_set():
-            return
-        logger.warning("the hub's channel sent %s; rejoining", event)
-        self._schedule_rejoin()
 
     def use_token(self, token: Token) -> None:
         """Keep a new token (from token_created) for the next connection."""
@@ -310,12 +306,137 @@ class PlugboardClient:
         else:
             logger.info("token %s was deleted on the hub (not the one in use)", token.id)
 
+    # ----------------------------------------------------------------- the transport's handler
+
+    def connection_open(self, transport: HubTransport) -> None:
+        """The handshake succeeded: the socket takes the connection and joins."""
+        self.websocket = transport
+        self.connections += 1
+        logger.info("connected to %s", self.redacted_url)
+        if not self.shutting_down:
+            # Join on every new connection (a shutdown decides for itself: it joins again
+            # only to deliver answers).
+            self._channel.join()
+        self._socket.connection_made(transport)
+
+    def writing_resumed(self) -> None:
+        """The hub reads again."""
+        self._socket.writing_resumed()
+
+    def connection_closed(self, transport: HubTransport) -> None:
+        """The connection is gone: say why, and let the socket start over."""
+        self.websocket = None
+        self._joined.clear()
+        self._socket.connection_lost()
+        if transport.close_code_sent == 1009:
+            logger.error(
+                "the hub sent a frame over MAX_MESSAGE_BYTES (%d bytes); the connection was "
+                "closed with 1009",
+                self.settings.max_message_bytes,
+            )
+        elif transport.abort_reason is not None and not self._stopped.is_set():
+            logger.warning("%s: the connection is dead; reconnecting", transport.abort_reason)
+        elif not self.shutting_down:
+            code, reason = transport.close_code, transport.close_reason
+            logger.warning(
+                "connection to the hub closed (code %s%s)",
+                code,
+                f", reason {truncate(reason, 100)!r}" if reason else "",
+                extra={"close_code": code},
+            )
+
+    # ----------------------------------------------------------------- the channel's listener
+
+    def channel_joined(self, response: Any) -> None:
+        """The hub accepted the join: keep what it told us, then write what was kept."""
+        self._reconnect.reset()
+        details = Message(SERVICE_TOPIC, PHX_REPLY, response if isinstance(response, dict) else {})
+        service = payload_item(details, "service", Service)
+        token = payload_item(details, "token", Token)
+        consumers = details.payload.get("num_consumers")
+        if service is not None:
+            self.service = service
+        if token is not None:
+            self.token = token
+        if isinstance(consumers, int) and not isinstance(consumers, bool):
+            self.num_consumers = consumers
+        self._joined.set()
+        logger.info(
+            "joined service %s (id %s); %s consumer(s) connected",
+            self.service.name if self.service else "?",
+            self.service.id if self.service else "?",
+            "?" if self.num_consumers is None else self.num_consumers,
+        )
+        self.outbox.channel_joined()
+
+    def channel_join_refused(self, reason: str, rejoin_in: float | None) -> None:
+        """The hub answered the join with an error."""
+        self._joined.clear()
+        self.outbox.channel_lost()
+        logger.error(
+            "the hub refused to join topic %r: %s%s",
+            SERVICE_TOPIC,
+            truncate(reason),
+            "" if rejoin_in is None else f"; rejoining in {rejoin_in:.1f} s",
+        )
+
+    def channel_lost(self, why: str, rejoin_in: float | None) -> None:
+        """No longer joined, not by our leave."""
+        self._joined.clear()
+        self.outbox.channel_lost()
+        if rejoin_in is not None:
+            logger.warning("%s; rejoining in %.1f s", why, rejoin_in)
+
+    def channel_left(self, acknowledged: bool) -> None:
+        """Our leave completed."""
+        self._joined.clear()
+        if acknowledged:
+            self.outbox.leave_acknowledged()
+        self._left.set()
+
+    def channel_message(self, message: Message) -> None:
+        """A domain event for ``events/``, or the hub's error reply to one of our responses."""
+        event = message.event
+        if event != PHX_REPLY:
+            # dispatch(), inlined: every request comes this way.
+            handler = self._handlers.get(event)
+            if handler is None:
+                self.dispatch(event, message)
+                return
+            try:
+                handler.handle(self, message)
+            except Exception:
+                logger.exception("the %s handler failed; the connection stays up", event)
+            return
+        status, response = reply_parts(message)
+        if status == "ok" or message.ref is None:
+            return
+        if self.outbox.refused(message.ref):
+            logger.info(
+                "the hub refused the response for ref %s (%s): it will be sent again after "
+                "the next join",
+                message.ref,
+                truncate(str(response), 100),
+                extra={"ref": message.ref},
+            )
+            return
+        logger.warning(
+            "the hub answered ref %s on topic %r with %s: %s",
+            message.ref,
+            message.topic,
+            status,
+            truncate(str(response), 200),
+        )
+
     # --------------------------------------------------------------------- internals
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _settled(self) -> None:
+        self._settled_event.set()
 
     def _warn_on_url_size(self) -> None:
         size = len(self.connection_url().encode())
@@ -326,10 +447,31 @@ class PlugboardClient:
                 size,
             )
 
-    async def _connect_unless_stopped(self) -> HubConnection | None:
-        """Connect, or return None as soon as the client is stopped (a shutdown must not
-        wait for a hub that does not answer the upgrade)."""
-        attempt = asyncio.ensure_future(self._connect())
+    def _cannot_connect(self, error: BaseException) -> str:
+        detail = redact_url(str(error)) or type(error).__name__
+        return f"cannot connect to {self.redacted_url}: {truncate(detail)}"
+
+    def _refused_text(self) -> str:
+        return (
+            "the hub refused the connection (HTTP 403). Either TOKEN is wrong, expired or "
+            "deleted (set a valid service token), or this replica's action catalog (hash "
+            f"{self.catalog_hash}) differs from the one the running replicas announced (finish "
+            "rolling out one version: the hub accepts a new catalog once the old replicas are "
+            "gone)"
+        )
+
+    async def _open_unless_stopped(self) -> HubTransport | None:
+        """Open a connection, or return None as soon as the client is stopped (a shutdown
+        must not wait for a hub that does not answer the upgrade)."""
+        attempt = asyncio.ensure_future(
+            HubTransport.open(
+                self.connection_url(),
+                self,
+                max_size=self.settings.max_message_bytes,
+                open_timeout=OPEN_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
+            )
+        )
         stopped = asyncio.ensure_future(self._stopped.wait())
         try:
             await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -344,231 +486,6 @@ class PlugboardClient:
                 await attempt.result().close()
             return None
         return attempt.result()
-
-    async def _connect(self) -> HubConnection:
-        try:
-            websocket = await connect(
-                self.connection_url(),
-                max_size=self.settings.max_message_bytes,
-                compression=None,
-                open_timeout=10,
-                ping_interval=20,
-                ping_timeout=20,
-                close_timeout=5,
-                user_agent_header="py-service",
-                create_connection=self._connection_class,
-            )
-        except InvalidStatus as error:
-            if error.response.status_code == 403:
-                raise ConnectionRefused() from None
-            raise
-        except InvalidURI:
-            raise OSError(f"invalid WEBSOCKET_URL {self.redacted_url!r}") from None
-        assert isinstance(websocket, HubConnection)  # made by create_connection above
-        return websocket
-
-    async def _serve(self, websocket: HubConnection) -> None:
-        self.websocket = websocket
-        self.connections += 1
-        logger.info("connected to %s", self.redacted_url)
-        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(websocket))
-        await self._join()
-        # Text messages go to _receive as they arrive (HubConnection.on_message); this loop
-        # gets the rest (fragmented or binary messages) and notices the connection closing.
-        receive = websocket.recv
-        try:
-            while True:
-                self._receive(await receive())
-        except ConnectionClosed:
-            pass
-        finally:
-            heartbeat.cancel()
-            self._connection_ended(websocket)
-
-    def _connection_ended(self, websocket: HubConnection) -> None:
-        self.websocket = None
-        self._joined.clear()
-        self.join_ref = None
-        self._heartbeat_ref = None
-        self._cancel_join_timer()
-        if self._rejoin_task is not None:
-            self._rejoin_task.cancel()
-            self._rejoin_task = None
-        code, reason = websocket.close_code, websocket.close_reason
-        sent = websocket.protocol.close_sent
-        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
-            logger.error(
-                "the hub sent a frame over MAX_MESSAGE_BYTES (%d bytes); the connection was "
-                "closed with 1009",
-                self.settings.max_message_bytes,
-            )
-        elif not self.shutting_down:
-            logger.warning(
-                "connection to the hub closed (code %s%s)",
-                code,
-                f", reason {truncate(reason, 100)!r}" if reason else "",
-                extra={"close_code": code},
-            )
-
-    def _receive(self, frame: str | bytes) -> None:
-        try:
-            message = self.serializer.decode(frame)
-        except FrameError as error:
-            self._bad_input.warning("ignoring a frame that is not a Phoenix message: %s", error)
-            return
-        self.dispatch(message.event, message)
-
-    async def _send(self, message: Message) -> None:
-        websocket = self.websocket
-        if websocket is None:
-            raise ConnectionError("not connected")
-        await websocket.send(self.serializer.encode(message))
-
-    async def _join(self) -> None:
-        if self.websocket is None or self._stopped.is_set():
-            return
-        self.join_ref = self.refs.next()
-        self.leave_ref = None
-        self._cancel_join_timer()
-        self._join_timer = asyncio.get_running_loop().call_later(
-            self.settings.join_timeout_seconds, self._join_timed_out, self.join_ref
-        )
-        try:
-            await self._send(
-                Message(SERVICE_TOPIC, PHX_JOIN, {}, ref=self.join_ref, join_ref=self.join_ref)
-            )
-        except (ConnectionClosed, ConnectionError):
-            self._cancel_join_timer()
-
-    def _join_timed_out(self, join_ref: str) -> None:
-        self._join_timer = None
-        if self.join_ref == join_ref and not self.joined:
-            logger.warning("no reply to the join within %.1f s", self.settings.join_timeout_seconds)
-            self._schedule_rejoin()
-
-    def _cancel_join_timer(self) -> None:
-        if self._join_timer is not None:
-            self._join_timer.cancel()
-            self._join_timer = None
-
-    def _schedule_rejoin(self) -> None:
-        if self._rejoin_task is not None and not self._rejoin_task.done():
-            return
-        delay = self._rejoin.next()
-        logger.info("rejoining in %.1f s", delay)
-        self._rejoin_task = asyncio.get_running_loop().create_task(self._rejoin_after(delay))
-
-    async def _rejoin_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self._rejoin_task = None
-        if self.websocket is not None and not self.joined:
-            await self._join()
-
-    async def _heartbeat(self, websocket: HubConnection) -> None:
-        interval = self.settings.heartbeat_interval_seconds
-        while True:
-            await asyncio.sleep(interval)
-            if self._heartbeat_ref is not None:
-                logger.warning(
-                    "no heartbeat reply within %.1f s: the connection is dead; reconnecting",
-                    interval,
-                )
-                websocket.transport.abort()
-                return
-            self._heartbeat_ref = self.refs.next()
-            try:
-                await self._send(Message(PHOENIX_TOPIC, HEARTBEAT, {}, ref=self._heartbeat_ref))
-            except (ConnectionClosed, ConnectionError):
-                return
-
-    def _send_response(self, response_ref: str, payload: dict[str, Any]) -> None:
-        """Queue a response; those queued in one loop iteration are written together.
-
-        The first response of a batch schedules `_write_batch` for the end of the current
-        loop iteration; the others only join the batch. While not joined, responses are
-        kept for the rejoin.
-        """
-        if not self.joined or self.websocket is None:
-            self._keep(response_ref, payload)
-            return
-        batch = self._batch
-        batch.append((response_ref, payload))
-        if len(batch) == 1:
-            loop = asyncio.get_running_loop()
-            self._batch_sent = loop.create_future()
-            loop.call_soon(self._write_batch)
-
-    def _write_batch(self) -> None:
-        """Write the queued responses, one frame each, in one write to the socket."""
-        batch, self._batch = self._batch, []
-        websocket = self.websocket
-        try:
-            if websocket is None or not self.joined or websocket.state is not State.OPEN:
-                raise ConnectionError("not joined")
-            send_text = websocket.protocol.send_text
-            for response_ref, payload in batch:
-                send_text(self._response_frame(response_ref, payload))
-            # No wait for the socket's buffer to drain, as websockets' send() would: these
-            # responses are made already, and waiting would only hold them elsewhere.
-            websocket.send_data()
-        except (ConnectionError, InvalidState):
-            # Keep the whole batch: what may have reached the hub is harmless to resend
-            # (the hub ignores a response whose request it no longer waits for).
-            for response_ref, payload in batch:
-                self._keep(response_ref, payload)
-        finally:
-            if self._batch_sent is not None and not self._batch_sent.done():
-                self._batch_sent.set_result(None)
-
-    def _response_frame(self, response_ref: str, payload: dict[str, Any]) -> bytes:
-        """The frame for one response; a payload that cannot be encoded becomes a 500.
-
-        Actions may return any value as fields: one that is not JSON (an arbitrary object)
-        must cost its own request a 500, not the other responses of its batch.
-        """
-        encode, join_ref = self.serializer.encode_bytes, self.join_ref
-        try:
-            return encode(Message(SERVICE_TOPIC, "response", payload, response_ref, join_ref))
-        except Exception:  # anything the encoder or a value's conversion raises
-            error_id, fallback = internal_error()
-            logger.exception(
-                "the response for ref %s cannot be encoded as JSON; answering 500 (error id %s)",
-                response_ref,
-                error_id,
-                extra={"ref": response_ref, "error_id": error_id},
-            )
-            return encode(
-                Message(SERVICE_TOPIC, "response", fallback.to_payload(), response_ref, join_ref)
-            )
-
-    async def _responses_sent(self) -> None:
-        """Wait until the batch being collected has been written (before leaving)."""
-        if self._batch_sent is not None and not self._batch_sent.done():
-            await asyncio.shield(self._batch_sent)
-
-    def _keep(self, response_ref: str, payload: dict[str, Any]) -> None:
-        if len(self._outbox) >= self.settings.outbox_limit:
-            _, dropped_ref, _ = self._outbox.popleft()
-            logger.error("outbox full: dropped the response for ref %s", dropped_ref)
-        self._outbox.append((time.monotonic(), response_ref, payload))
-        logger.info("not joined: keeping the response for ref %s until the rejoin", response_ref)
-
-    def _flush_outbox(self) -> None:
-        """Queue the kept responses for writing, dropping those past the request lifetime."""
-        max_age = self.settings.response_max_age_seconds
-        while self._outbox and self.joined and self.websocket is not None:
-            kept_at, response_ref, payload = self._outbox.popleft()
-            age = time.monotonic() - kept_at
-            if age > max_age:
-                logger.warning(
-                    "dropped the response for ref %s: %.0f s old, past the hub's %.0f s "
-                    "request lifetime",
-                    response_ref,
-                    age,
-                    max_age,
-                )
-                continue
-            self._send_response(response_ref, payload)
 
     async def _sleep_unless_stopped(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -590,33 +507,57 @@ class PlugboardClient:
                 grace,
             )
             await self.executor.cancel_all()
-        if self._outbox and not self.joined:
-            remaining = max(0.0, deadline - time.monotonic())
-            logger.info(
-                "waiting up to %.1f s to deliver %d kept response(s)", remaining, len(self._outbox)
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._joined.wait(), remaining)
-        self._flush_outbox()
-        if self._outbox:
-            logger.error("%d response(s) could not be delivered before exit", len(self._outbox))
-        await self._close_for_good()
+        await self._leave_and_close(max(deadline, time.monotonic() + LEAVE_TIMEOUT * 2))
 
-    async def _close_for_good(self) -> None:
-        await self._responses_sent()
-        websocket = self.websocket
-        if websocket is not None and self.joined and self.join_ref is not None:
-            self.leave_ref = self.refs.next()
-            try:
-                await self._send(
-                    Message(
-                        SERVICE_TOPIC, PHX_LEAVE, {}, ref=self.leave_ref, join_ref=self.join_ref
-                    )
-                )
-                await asyncio.wait_for(self._left_event.wait(), LEAVE_TIMEOUT)
-            except (ConnectionClosed, ConnectionError, TimeoutError):
-                pass
+    async def _leave_and_close(self, deadline: float | None) -> None:
+        """Leave and close for good: delivering every answer first when `deadline` is given,
+        or simply leaving (the service is gone: nobody waits for its answers)."""
+        if deadline is not None:
+            await self._deliver_then_leave(deadline)
+        else:
+            self._left.clear()
+            if self._channel.leave():
+                await self._wait_for(self._left, LEAVE_TIMEOUT * 2)
         self._stopped.set()
-        if websocket is not None:
-            await websocket.close()
+        if self.websocket is not None:
+            await self.websocket.close()
         logger.info("stopped")
+
+    async def _deliver_then_leave(self, deadline: float) -> None:
+        """Leave the channel so that every request that reached this replica is answered to
+        its caller, within `deadline` (a ``time.monotonic()`` value).
+
+        The hub may push requests until it has processed our ``phx_leave``; their answers
+        (503 by now) are made after the leave left, so they wait in the outbox. Then the
+        channel joins again on the same connection just long enough to write them, sees them
+        confirmed, and leaves again.
+        """
+        channel, outbox, executor = self._channel, self.outbox, self.executor
+        while (remaining := deadline - time.monotonic()) > 0:
+            if executor.in_flight:
+                await executor.drain(remaining)
+                continue
+            if not channel.joined:
+                if outbox.settled:
+                    return
+                channel.join()
+                await self._wait_for(self._joined, remaining)
+                continue
+            if not outbox.settled:
+                self._settled_event.clear()
+                await self._wait_for(self._settled_event, remaining)
+                continue
+            self._left.clear()
+            if channel.leave():
+                await self._wait_for(self._left, min(remaining, LEAVE_TIMEOUT * 2))
+        undelivered = outbox.kept + outbox.unconfirmed
+        if undelivered:
+            logger.error("%d response(s) could not be confirmed delivered before exit", undelivered)
+
+    @staticmethod
+    async def _wait_for(event: asyncio.Event, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

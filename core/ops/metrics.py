@@ -87,10 +87,31 @@ class ClientCollector(Collector):
             "Consumers of this service, as the hub last reported",
             value=client.num_consumers if client.num_consumers is not None else float("nan"),
         )
+        outbox = client.outbox
         yield GaugeMetricFamily(
             "plugboard_responses_kept",
-            "Responses waiting for a rejoin to be delivered",
-            value=client.kept_responses,
+            "Responses waiting for a join (or for the hub to read) to be written",
+            value=outbox.kept,
+        )
+        yield GaugeMetricFamily(
+            "plugboard_responses_unconfirmed",
+            "Responses written and not yet proven read by a heartbeat reply",
+            value=outbox.unconfirmed,
+        )
+        yield CounterMetricFamily(
+            "plugboard_responses_resent",
+            "Responses written again after a reconnect or a refusal, not yet proven read before",
+            value=outbox.resent,
+        )
+        yield CounterMetricFamily(
+            "plugboard_responses_expired",
+            "Kept responses dropped past the hub's request lifetime",
+            value=outbox.expired,
+        )
+        yield CounterMetricFamily(
+            "plugboard_responses_dropped",
+            "Kept responses dropped because the outbox was full (OUTBOX_LIMIT)",
+            value=outbox.dropped,
         )
 
 

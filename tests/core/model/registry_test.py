@@ -84,10 +84,6 @@ class DiscoverTest(unittest.TestCase):
         events = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
         for name in (
             "request",
-            "phx_join",
-            "phx_reply",
-            "phx_error",
-            "phx_close",
             "service_updated",
             "service_deleted",
             "token_created",

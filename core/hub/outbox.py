@@ -1,0 +1,314 @@
+"""Responses on their way to the hub, kept until the hub has provably read them.
+
+The hub never acknowledges a ``response``; it ignores one whose request it no longer waits
+for, so sending a response twice is harmless; and it handles one socket's frames in order,
+so a heartbeat reply proves that every frame written before that heartbeat reached it. Hence:
+
+1. A response made while joined is encoded at once (one that cannot be encoded becomes a
+   500 with an error id, and its request is accounted as a 500) and written with the others
+   made in the same loop iteration, in one write.
+2. Each written batch stays in a journal until a later heartbeat is answered; the socket
+   probes with a heartbeat soon after a batch, so the journal stays short under load.
+3. When the connection drops, the journal's responses and whatever was not written yet are
+   kept; after the next join they are written again, before anything else, unless they
+   are older than the hub's request lifetime (30 s).
+4. A response the hub answers with "unmatched topic" (it arrived when the hub no longer had
+   us joined: right after our leave, or after the hub's channel crashed) is kept and written
+   again after the next join too.
+5. While the hub does not read (the write buffer is over its high mark) responses are held
+   here, and the hold is logged; the kept queue is bounded by `limit`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from core.execution.responses import internal_error
+from core.hub.channel import State
+from core.hub.phoenix import Message
+
+if TYPE_CHECKING:
+    from core.hub.channel import Channel
+    from core.hub.socket import PhoenixSocket
+
+logger = logging.getLogger(__name__)
+
+RESPONSE = "response"
+JOINED = State.JOINED
+
+# A response kept for a later join: (response_ref, payload, when it was made).
+Kept = tuple[str, Any, float]
+
+
+class ResponseOutbox:
+    """See the module's docstring. One per client; it outlives connections."""
+
+    def __init__(
+        self,
+        socket: PhoenixSocket,
+        channel: Channel,
+        *,
+        max_age: float = 30.0,
+        limit: int = 1000,
+    ) -> None:
+        self._socket = socket
+        self._channel = channel
+        self._clock = socket.clock
+        self._encode = socket.serializer.encode_bytes
+        self._decode_text = socket.serializer.decode
+        self._topic = channel.topic
+        self.max_age = max_age
+        self.limit = limit
+        # Made while joined, written at the end of this loop iteration. Only the encoded
+        # frames are kept on this path (and in the journal): bytes are not tracked by the
+        # garbage collector, so holding them until a heartbeat reply costs it nothing. The
+        # rare paths that need a response's ref or payload again decode its frame.
+        self._batch: list[bytes] = []
+        self._flush_scheduled = False
+        # Made while not joined, held while the hub does not read, or to be written again.
+        self._kept: deque[Kept] = deque()
+        self._resend_in_kept = 0
+        # Written batches awaiting a heartbeat reply: (responses written up to it, batch).
+        self._journal: deque[tuple[int, float, list[bytes]]] = deque()
+        self._written = 0
+        self._unconfirmed = 0
+        self._heartbeat: tuple[str, int] | None = None
+        self._holding_logged = False
+        self.on_settled: Callable[[], None] | None = None
+        # Counters for /metrics.
+        self.resent = 0
+        self.expired = 0
+        self.dropped = 0
+
+    # ------------------------------------------------------------------ reading the state
+
+    @property
+    def kept(self) -> int:
+        """Responses waiting for a join (or for the hub to read) before they can be written."""
+        return len(self._kept)
+
+    @property
+    def written(self) -> int:
+        """Responses written so far (each time counts)."""
+        return self._written
+
+    @property
+    def unconfirmed(self) -> int:
+        """Responses written and not yet proven read by a heartbeat reply."""
+        return self._unconfirmed
+
+    @property
+    def settled(self) -> bool:
+        """True when every response made so far is proven read (or given up)."""
+        return not self._kept and not self._batch and not self._journal
+
+    # ------------------------------------------------------------------ responses in
+
+    def send(self, response_ref: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Queue a response. Returns None, or the 500 payload sent instead of an unencodable
+        one (the caller accounts for the status really sent)."""
+        channel = self._channel
+        replaced: dict[str, Any] | None = None
+        try:
+            frame = self._encode(
+                Message(self._topic, RESPONSE, payload, response_ref, channel.join_ref)
+            )
+        except Exception:  # anything the encoder or a value's conversion raises
+            replaced = self._unencodable(response_ref)
+            payload = replaced
+            frame = self._encode(
+                Message(self._topic, RESPONSE, payload, response_ref, channel.join_ref)
+            )
+        if channel.state is JOINED:
+            self._batch.append(frame)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._clock.call_soon(self._flush)
+        else:
+            self._keep(response_ref, payload, self._clock.time())
+            logger.info(
+                "not joined: keeping the response for ref %s until the next join",
+                response_ref,
+                extra={"ref": response_ref},
+            )
+        return replaced
+
+    # ------------------------------------------------------------------ what the link says
+
+    def heartbeat_sent(self, ref: str) -> None:
+        """A heartbeat left after every response written so far."""
+        self._heartbeat = (ref, self._written)
+
+    def heartbeat_answered(self, ref: str) -> None:
+        """Its reply arrived: the responses written before it reached the hub."""
+        if self._heartbeat is None or self._heartbeat[0] != ref:
+            return
+        mark = self._heartbeat[1]
+        self._heartbeat = None
+        journal = self._journal
+        while journal and journal[0][0] <= mark:
+            self._unconfirmed -= len(journal.popleft()[2])
+        self._check_settled()
+
+    def leave_acknowledged(self) -> None:
+        """The hub answered our leave: it read every frame written before it, and nothing
+        was written after it (responses made since are kept for a later join)."""
+        self._heartbeat = None
+        self._journal.clear()
+        self._unconfirmed = 0
+        self._check_settled()
+
+    def refused(self, response_ref: str) -> bool:
+        """The hub answered a response with an error ("unmatched topic"): keep it for the
+        next join. Returns False when no written response has that ref."""
+        for _, written_at, batch in self._journal:
+            for index, frame in enumerate(batch):
+                message = self._decode(frame)
+                if message.ref == response_ref:
+                    del batch[index]
+                    self._unconfirmed -= 1
+                    self._kept.appendleft((response_ref, message.payload, written_at))
+                    self._resend_in_kept += 1
+                    return True
+        return False
+
+    def channel_joined(self) -> None:
+        """Joined: write what was kept, before anything else."""
+        self._holding_logged = False
+        self._flush()
+
+    def channel_lost(self) -> None:
+        """Not joined any more: this iteration's batch waits for the next join."""
+        self._keep_batch()
+
+    def connection_lost(self) -> None:
+        """The connection dropped: what it may not have delivered is written again later."""
+        self._heartbeat = None
+        self._keep_batch()
+        if not self._journal:
+            return
+        unconfirmed: list[Kept] = [
+            self._kept_from(frame, written_at)
+            for _, written_at, batch in self._journal
+            for frame in batch
+        ]
+        self._journal.clear()
+        self._unconfirmed = 0
+        self._kept.extendleft(reversed(unconfirmed))
+        self._resend_in_kept += len(unconfirmed)
+        self._trim()
+        logger.info(
+            "the connection dropped with %d response(s) not yet confirmed: they will be sent "
+            "again after the next join",
+            len(unconfirmed),
+        )
+
+    def writing_resumed(self) -> None:
+        """The hub reads again: write what was held."""
+        if self._kept and self._channel.joined:
+            logger.info("the hub reads again: writing %d held response(s)", len(self._kept))
+        self._holding_logged = False
+        self._flush()
+
+    # ------------------------------------------------------------------ internals
+
+    def _flush(self) -> None:
+        """Write the kept responses, then this iteration's batch, in one write."""
+        self._flush_scheduled = False
+        wire = self._socket.wire
+        if wire is None or not self._channel.joined:
+            self._keep_batch()
+            return
+        if not wire.writable:
+            self._keep_batch()
+            if not self._holding_logged:
+                self._holding_logged = True
+                logger.warning(
+                    "the hub is not reading: holding %d response(s) until it does",
+                    len(self._kept),
+                )
+            return
+        batch = self._batch
+        if self._kept:
+            batch = self._kept_frames() + batch
+        self._batch = []
+        if not batch:
+            self._check_settled()
+            return
+        wire.send_frames(batch)
+        self._written += len(batch)
+        self._unconfirmed += len(batch)
+        self._journal.append((self._written, self._clock.time(), batch))
+        self._socket.probe()
+
+    def _kept_frames(self) -> list[bytes]:
+        """The kept responses still worth sending, encoded for the current join."""
+        now = self._clock.time()
+        join_ref = self._channel.join_ref
+        written: list[bytes] = []
+        kept, self._kept = self._kept, deque()
+        resends, self._resend_in_kept = self._resend_in_kept, 0
+        for index, (ref, payload, made_at) in enumerate(kept):
+            age = now - made_at
+            if age > self.max_age:
+                self.expired += 1
+                logger.warning(
+                    "dropped the response for ref %s: %.0f s old, past the hub's %.0f s "
+                    "request lifetime",
+                    ref,
+                    age,
+                    self.max_age,
+                    extra={"ref": ref},
+                )
+                continue
+            if index < resends:
+                self.resent += 1
+            written.append(self._encode(Message(self._topic, RESPONSE, payload, ref, join_ref)))
+        return written
+
+    def _keep_batch(self) -> None:
+        if not self._batch:
+            return
+        now = self._clock.time()
+        self._kept.extend(self._kept_from(frame, now) for frame in self._batch)
+        self._batch = []
+        self._trim()
+
+    def _decode(self, frame: bytes) -> Message:
+        """One of our own frames, decoded again."""
+        return self._decode_text(frame.decode())
+
+    def _kept_from(self, frame: bytes, made_at: float) -> Kept:
+        """A written (or batched) frame back as a kept response, to encode again later."""
+        message = self._decode(frame)
+        return (message.ref or "", message.payload, made_at)
+
+    def _keep(self, response_ref: str, payload: Any, made_at: float) -> None:
+        self._kept.append((response_ref, payload, made_at))
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._kept) > self.limit:
+            ref, _, _ = self._kept.popleft()
+            if self._resend_in_kept:
+                self._resend_in_kept -= 1
+            self.dropped += 1
+            logger.error("outbox full (%d): dropped the response for ref %s", self.limit, ref)
+
+    def _check_settled(self) -> None:
+        if self.on_settled is not None and self.settled:
+            self.on_settled()
+
+    @staticmethod
+    def _unencodable(response_ref: str) -> dict[str, Any]:
+        error_id, fallback = internal_error()
+        logger.exception(
+            "the response for ref %s cannot be encoded as JSON; answering 500 (error id %s)",
+            response_ref,
+            error_id,
+            extra={"ref": response_ref, "error_id": error_id},
+        )
+        return fallback.to_payload()

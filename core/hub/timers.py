@@ -1,0 +1,80 @@
+"""Time for the sans-I/O hub link: an injected clock, and a retry timer on a back-off schedule.
+
+The channel and the socket never sleep and never read the time themselves: they are handed a
+`Clock`. In the service that is the asyncio event loop (``loop.time``, ``loop.call_later``,
+``loop.call_soon``); in tests it is a fake clock that a test advances by hand, so join
+timeouts, the rejoin schedule and dead-link detection run in microseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from core.hub.backoff import Backoff
+
+
+class Cancellable(Protocol):
+    """A scheduled call that can be called off (asyncio's ``Handle`` and ``TimerHandle``)."""
+
+    def cancel(self) -> None:
+        """Call it off; cancelling twice, or after it ran, does nothing."""
+
+
+class Clock(Protocol):
+    """The three things the hub link needs from time; an asyncio event loop is one."""
+
+    def time(self) -> float:
+        """Seconds on a monotonic clock."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Cancellable:
+        """Call ``callback(*args)`` once, `delay` seconds from now."""
+        ...
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> Cancellable:
+        """Call ``callback(*args)`` after the work already queued (end of this iteration)."""
+        ...
+
+
+class RetryTimer:
+    """phoenix.js's ``Timer``: calls `callback` after the next delay of a back-off schedule.
+
+    `schedule()` replaces any pending call; `reset()` calls it off and starts the schedule
+    over (after a success).
+    """
+
+    __slots__ = ("_backoff", "_callback", "_clock", "_handle")
+
+    def __init__(self, clock: Clock, callback: Callable[[], object], backoff: Backoff) -> None:
+        self._clock = clock
+        self._callback = callback
+        self._backoff = backoff
+        self._handle: Cancellable | None = None
+
+    @property
+    def pending(self) -> bool:
+        """True while a call is scheduled."""
+        return self._handle is not None
+
+    def schedule(self) -> float:
+        """Schedule the callback after the schedule's next delay; returns that delay."""
+        self.cancel()
+        delay = self._backoff.next()
+        self._handle = self._clock.call_later(delay, self._fire)
+        return delay
+
+    def cancel(self) -> None:
+        """Call off the pending call, keeping the place in the schedule."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def reset(self) -> None:
+        """Call off the pending call and start the schedule over."""
+        self.cancel()
+        self._backoff.reset()
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._callback()

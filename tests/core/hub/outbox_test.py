@@ -1,0 +1,210 @@
+"""The response outbox: batching, confirmation by heartbeat, and writing again after a drop.
+
+Driven by a fake clock and a recording wire; the end-to-end tests with real hubs are in
+``chaos_test.py``."""
+
+from __future__ import annotations
+
+import logging
+import unittest
+from typing import Any
+
+from core.hub.backoff import REJOIN_DELAYS, Backoff
+from core.hub.outbox import ResponseOutbox
+from core.hub.phoenix import Message, V2Serializer
+from core.hub.socket import PhoenixSocket
+from tests.core.hub.channel_test import Listener
+from tests.fakes import FakeClock, FakeWire
+
+
+def ok(value: Any) -> dict[str, Any]:
+    return {"status": "success", "status_code": 200, "message": None, "fields": value}
+
+
+class OutboxTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = FakeClock()
+        self.serializer = V2Serializer()
+        self.socket = PhoenixSocket(self.clock, self.serializer, heartbeat_interval=30.0)
+        self.channel = self.socket.channel(
+            "service", Listener(), rejoin=Backoff(REJOIN_DELAYS, rand=lambda: 0.0)
+        )
+        self.outbox = ResponseOutbox(self.socket, self.channel, max_age=30.0, limit=100)
+        self.socket.outbox = self.outbox
+        self.settled = 0
+        self.outbox.on_settled = self._count_settled
+        self.channel.join()
+        self.connect_and_join()
+        self.settled = 0
+
+    def _count_settled(self) -> None:
+        self.settled += 1
+
+    def connect_and_join(self) -> str:
+        self.wire = FakeWire(self.serializer)
+        self.socket.connection_made(self.wire)
+        join = self.wire.last("phx_join")
+        self.reply("service", join.ref)
+        self.outbox.channel_joined()  # what the client does on channel_joined
+        assert join.ref is not None
+        return join.ref
+
+    def reply(self, topic: str, ref: str | None, status: str = "ok", response: Any = None) -> None:
+        payload = {"status": status, "response": response or {}}
+        frame = self.serializer.encode(Message(topic, "phx_reply", payload, ref, ref))
+        self.socket.frame_received(frame)
+
+    def responses(self) -> list[Message]:
+        return [m for m in self.wire.sent if m.event == "response"]
+
+    def answer_heartbeat(self) -> None:
+        self.reply("phoenix", self.wire.last("heartbeat").ref)
+
+
+class BatchTest(OutboxTestCase):
+    def test_one_iterations_responses_leave_in_one_write_with_the_join_ref(self) -> None:
+        writes = len(self.wire.writes)
+        for index in range(3):
+            self.assertIsNone(self.outbox.send(f"r{index}", ok(index)))
+        self.assertEqual(len(self.wire.writes), writes, "written at the end of the iteration")
+        self.clock.run_ready()
+        batch = self.wire.writes[writes]
+        self.assertEqual([m.ref for m in batch], ["r0", "r1", "r2"])
+        self.assertEqual({m.join_ref for m in batch}, {self.channel.join_ref})
+        self.assertEqual(self.outbox.unconfirmed, 3)
+
+    def test_an_unencodable_payload_becomes_a_500_alone(self) -> None:
+        with self.assertLogs("core.hub.outbox", logging.ERROR):
+            replaced = self.outbox.send("bad", ok(object()))
+        self.outbox.send("good", ok(1))
+        self.clock.run_ready()
+        assert replaced is not None
+        self.assertEqual(replaced["status_code"], 500)
+        bad, good = self.responses()
+        self.assertEqual(bad.payload["status_code"], 500)
+        self.assertIn("error id", bad.payload["message"])
+        self.assertEqual(good.payload["fields"], 1)
+
+
+class ConfirmationTest(OutboxTestCase):
+    def test_a_heartbeat_reply_confirms_what_was_written_before_it(self) -> None:
+        self.outbox.send("a", ok(1))
+        self.clock.run_ready()
+        self.clock.advance(0.05)  # the probe
+        probe = self.wire.last("heartbeat")
+        self.outbox.send("b", ok(2))  # written after the probe left
+        self.clock.run_ready()
+        self.reply("phoenix", probe.ref)
+        self.assertEqual(self.outbox.unconfirmed, 1)
+        self.assertEqual(self.settled, 0)
+        self.clock.advance(0.05)
+        self.answer_heartbeat()
+        self.assertEqual(self.outbox.unconfirmed, 0)
+        self.assertTrue(self.outbox.settled)
+        self.assertEqual(self.settled, 1)
+
+    def test_probes_follow_batches_at_most_every_50_ms(self) -> None:
+        answered: set[str | None] = set()
+        for index in range(20):  # a response every 10 ms for 200 ms; the hub answers at once
+            self.outbox.send(str(index), ok(index))
+            self.clock.advance(0.01)
+            for heartbeat in [m for m in self.wire.sent if m.event == "heartbeat"]:
+                if heartbeat.ref not in answered:
+                    answered.add(heartbeat.ref)
+                    self.reply("phoenix", heartbeat.ref)
+        self.assertIn(len(answered), (4, 5))
+        self.assertLess(self.outbox.unconfirmed, 6, "the journal stays short under load")
+
+    def test_a_leave_reply_confirms_everything_written_before_the_leave(self) -> None:
+        self.outbox.send("a", ok(1))
+        self.clock.run_ready()
+        self.channel.leave()
+        self.outbox.send("late", ok(2))  # made after the leave left: kept
+        self.clock.run_ready()
+        self.reply("service", self.wire.last("phx_leave").ref)
+        self.outbox.leave_acknowledged()  # what the client does on channel_left(True)
+        self.assertEqual(self.outbox.unconfirmed, 0)
+        self.assertEqual(self.outbox.kept, 1)
+        self.assertFalse(self.outbox.settled)
+
+
+class DropTest(OutboxTestCase):
+    def test_unconfirmed_responses_are_written_again_first_after_the_next_join(self) -> None:
+        for ref in ("a", "b"):
+            self.outbox.send(ref, ok(ref))
+        self.clock.run_ready()
+        first_join = self.channel.join_ref
+        self.socket.connection_lost()
+        self.outbox.send("c", ok("c"))  # made while disconnected
+        self.assertEqual(self.outbox.kept, 3)
+        self.outbox.send("d", ok("d"))
+        join_ref = self.connect_and_join()
+        self.outbox.send("e", ok("e"))
+        self.clock.run_ready()
+        self.assertEqual([m.ref for m in self.responses()], ["a", "b", "c", "d", "e"])
+        self.assertEqual(
+            {m.join_ref for m in self.responses()}, {join_ref}, "encoded for the new join"
+        )
+        self.assertNotEqual(join_ref, first_join)
+        self.assertEqual(self.outbox.resent, 2)
+
+    def test_kept_responses_past_the_request_lifetime_are_dropped(self) -> None:
+        self.outbox.send("old", ok(1))
+        self.clock.run_ready()
+        self.socket.connection_lost()
+        self.clock.advance(31)
+        with self.assertLogs("core.hub.outbox", logging.WARNING) as logs:
+            self.connect_and_join()
+        self.assertEqual(self.responses(), [])
+        self.assertEqual(self.outbox.expired, 1)
+        self.assertIn("past the hub's 30 s request lifetime", logs.output[0])
+
+    def test_a_response_the_hub_refused_is_written_after_the_next_join(self) -> None:
+        self.outbox.send("x", ok(1))
+        self.clock.run_ready()
+        self.reply("service", "x", "error", {"reason": "unmatched topic"})
+        self.assertTrue(self.outbox.refused("x"))  # what the client does with that reply
+        self.assertFalse(self.outbox.refused("never-written"))
+        self.assertEqual(self.outbox.kept, 1)
+        self.assertEqual(self.outbox.unconfirmed, 0)
+        ref = self.channel.join_ref
+        self.reply("service", ref, "ok")  # ignored: no push awaits it
+        self.socket.frame_received(
+            self.serializer.encode(Message("service", "phx_error", {}, ref, ref))
+        )
+        self.outbox.channel_lost()
+        self.clock.advance(1.0)
+        join = self.wire.last("phx_join")
+        self.reply("service", join.ref)
+        self.outbox.channel_joined()
+        self.assertEqual([m.ref for m in self.responses()], ["x", "x"])
+        self.assertEqual(self.outbox.resent, 1)
+
+    def test_the_kept_queue_is_bounded(self) -> None:
+        self.socket.connection_lost()
+        with self.assertLogs("core.hub.outbox", logging.ERROR) as logs:
+            for index in range(105):
+                self.outbox.send(str(index), ok(index))
+        self.assertEqual(self.outbox.kept, 100)
+        self.assertEqual(self.outbox.dropped, 5)
+        self.assertIn("outbox full", logs.output[0])
+
+
+class BackpressureTest(OutboxTestCase):
+    def test_responses_are_held_while_the_hub_does_not_read(self) -> None:
+        self.wire.writable = False
+        with self.assertLogs("core.hub.outbox", logging.WARNING) as logs:
+            for index in range(3):
+                self.outbox.send(str(index), ok(index))
+                self.clock.run_ready()
+        self.assertEqual(len(logs.records), 1, "the hold is logged once")
+        self.assertEqual(self.responses(), [])
+        self.assertEqual(self.outbox.kept, 3)
+        self.wire.writable = True
+        self.socket.writing_resumed()
+        self.assertEqual([m.ref for m in self.responses()], ["0", "1", "2"])
+        self.assertEqual(len(self.wire.writes[-1]), 3, "in one write")
+
+
+if __name__ == "__main__":
+    unittest.main()

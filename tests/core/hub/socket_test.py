@@ -1,0 +1,93 @@
+"""The socket's heartbeat and routing, with a fake clock and a recording wire."""
+
+from __future__ import annotations
+
+import logging
+import unittest
+
+from core.hub.phoenix import Message, V1Serializer
+from core.hub.socket import PhoenixSocket
+from tests.fakes import FakeClock, FakeWire
+
+
+class SocketTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = FakeClock()
+        self.serializer = V1Serializer()
+        self.socket = PhoenixSocket(
+            self.clock, self.serializer, heartbeat_interval=30.0, probe_interval=0.05
+        )
+        self.wire = FakeWire(self.serializer)
+        self.socket.connection_made(self.wire)
+
+    def heartbeats(self) -> list[Message]:
+        return [m for m in self.wire.sent if m.event == "heartbeat"]
+
+    def answer(self, ref: str | None) -> None:
+        reply = Message("phoenix", "phx_reply", {"status": "ok", "response": {}}, ref)
+        self.socket.frame_received(self.serializer.encode(reply))
+
+
+class HeartbeatTest(SocketTestCase):
+    def test_a_heartbeat_every_interval_on_topic_phoenix(self) -> None:
+        self.clock.advance(29.9)
+        self.assertEqual(self.heartbeats(), [])
+        self.clock.advance(0.1)
+        (first,) = self.heartbeats()
+        self.assertEqual((first.topic, first.payload), ("phoenix", {}))
+        self.answer(first.ref)
+        self.clock.advance(30)
+        self.assertEqual(len(self.heartbeats()), 2)
+        self.assertIsNone(self.wire.aborted)
+
+    def test_no_reply_within_an_interval_means_the_link_is_dead(self) -> None:
+        self.clock.advance(30)
+        self.clock.advance(29.9)
+        self.assertIsNone(self.wire.aborted)
+        self.clock.advance(0.1)
+        self.assertEqual(self.wire.aborted, "no heartbeat reply within 30 s")
+        self.assertEqual(len(self.heartbeats()), 1, "no second heartbeat while one is unanswered")
+
+    def test_a_reply_to_another_ref_does_not_count(self) -> None:
+        self.clock.advance(30)
+        self.answer("not-it")
+        self.clock.advance(30)
+        self.assertIsNotNone(self.wire.aborted)
+
+    def test_probes_are_rate_limited_and_never_overlap(self) -> None:
+        self.socket.probe()
+        self.clock.run_ready()
+        self.assertEqual(len(self.heartbeats()), 1)
+        self.socket.probe()  # one is pending: the probe waits for its reply
+        self.clock.advance(1)
+        self.assertEqual(len(self.heartbeats()), 1)
+        self.answer(self.heartbeats()[0].ref)  # the wanted probe follows, rate-limited
+        self.clock.run_ready()
+        self.assertEqual(len(self.heartbeats()), 2, "1 s passed since the last: at once")
+        self.answer(self.heartbeats()[1].ref)
+        self.socket.probe()
+        self.clock.advance(0.049)
+        self.assertEqual(len(self.heartbeats()), 2)
+        self.clock.advance(0.001)
+        self.assertEqual(len(self.heartbeats()), 3)
+
+    def test_losing_the_connection_stops_the_heartbeat(self) -> None:
+        self.socket.connection_lost()
+        self.clock.advance(120)
+        self.assertEqual(self.heartbeats(), [])
+        self.assertIsNone(self.wire.aborted)
+        self.assertEqual(self.clock.pending(), [])
+
+
+class RoutingTest(SocketTestCase):
+    def test_frames_that_are_not_phoenix_messages_are_logged_and_ignored(self) -> None:
+        with self.assertLogs("core.hub.socket", logging.WARNING) as logs:
+            for frame in ["not json", "[1,2]", '{"topic": 1}', b"\x00\x01"]:
+                self.socket.frame_received(frame)
+            self.socket.frame_received(self.serializer.encode(Message("elsewhere", "x", {})))
+        self.assertEqual(len(logs.records), 5)
+        self.assertIn("not a joined topic", logs.output[-1])
+
+
+if __name__ == "__main__":
+    unittest.main()

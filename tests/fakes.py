@@ -1,0 +1,98 @@
+"""Test doubles for the sans-I/O hub link: a clock a test moves by hand, and a wire that
+records frames instead of writing them."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core.hub.phoenix import Message, Serializer, V1Serializer
+
+
+class FakeHandle:
+    """A scheduled call on a `FakeClock`."""
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Call it off."""
+        self.cancelled = True
+
+
+class FakeClock:
+    """A `core.hub.timers.Clock` whose time moves only when a test calls `advance`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._queue: list[tuple[float, int, FakeHandle]] = []
+        self._order = itertools.count()
+
+    def time(self) -> float:
+        """The fake time."""
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> FakeHandle:
+        """Schedule at now + delay."""
+        handle = FakeHandle(self.now + max(0.0, delay), callback, args)
+        heapq.heappush(self._queue, (handle.when, next(self._order), handle))
+        return handle
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> FakeHandle:
+        """Schedule now (runs on the next `run_ready` or `advance`)."""
+        return self.call_later(0.0, callback, *args)
+
+    def run_ready(self) -> None:
+        """Run every call due now (and those they schedule for now)."""
+        self.advance(0.0)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward, running each due call at its own time, in order."""
+        target = self.now + seconds
+        while self._queue and self._queue[0][0] <= target:
+            when, _, handle = heapq.heappop(self._queue)
+            if handle.cancelled:
+                continue
+            self.now = max(self.now, when)
+            handle.callback(*handle.args)
+        self.now = target
+
+    def pending(self) -> list[float]:
+        """The delays (from now) of the calls still scheduled, soonest first."""
+        return sorted(h.when - self.now for _, _, h in self._queue if not h.cancelled)
+
+
+class FakeWire:
+    """A `core.hub.socket.Wire` that keeps what is written, decoded, one list per write."""
+
+    def __init__(self, serializer: Serializer | None = None) -> None:
+        self.serializer = serializer or V1Serializer()
+        self.writes: list[list[Message]] = []
+        self.writable = True
+        self.aborted: str | None = None
+
+    def send_frames(self, frames: Sequence[bytes]) -> None:
+        """Record one write."""
+        self.writes.append([self.serializer.decode(frame.decode()) for frame in frames])
+
+    def abort(self, reason: str) -> None:
+        """Record the abort."""
+        self.aborted = reason
+
+    @property
+    def sent(self) -> list[Message]:
+        """Every message written so far, in order."""
+        return [message for write in self.writes for message in write]
+
+    def events(self) -> list[str]:
+        """The event of every message written so far."""
+        return [message.event for message in self.sent]
+
+    def last(self, event: str) -> Message:
+        """The last message written with `event`."""
+        return next(m for m in reversed(self.sent) if m.event == event)
