@@ -37,7 +37,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from bench import bare_consumer
-from bench.run import BENCH_ACTIONS, ECHO_FIELDS, IN_FLIGHT
+from bench.common import BENCH_ACTIONS, ECHO_FIELDS, IN_FLIGHT
 
 URI = "ws://bench.invalid/socket/websocket"
 
@@ -94,7 +94,7 @@ class Side:
         self.seconds = 0.0
         send_text: Callable[..., Any] = protocol.send_text
 
-        def counting_send_text(data: bytes, fin: bool = True) -> None:
+        def counting_send_text(data: bytes | bytearray | memoryview, fin: bool = True) -> None:
             self.responses += 1
             send_text(data, fin)
 
