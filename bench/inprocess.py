@@ -40,7 +40,7 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from bench import bare_consumer
-from bench.run import BENCH_ACTIONS, ECHO_FIELDS, IN_FLIGHT
+from bench.common import BENCH_ACTIONS, ECHO_FIELDS, IN_FLIGHT
 
 URI = "ws://bench.invalid/socket/websocket"
 

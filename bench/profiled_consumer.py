@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
+# The signals the benchmark sends (`bench.run --profile`) around its measured window.
+START_SIGNAL = signal.SIGUSR1
+STOP_SIGNAL = signal.SIGUSR2
+
 
 def main(argv: list[str]) -> int:
     """Install the profiling signals, then run the service; returns its exit code."""
@@ -37,8 +41,8 @@ def main(argv: list[str]) -> int:
         profiler.dump_stats(partial)
         os.replace(partial, out)
 
-    signal.signal(signal.SIGUSR1, start)
-    signal.signal(signal.SIGUSR2, stop)
+    signal.signal(START_SIGNAL, start)
+    signal.signal(STOP_SIGNAL, stop)
 
     import entrypoint  # imported late so that start-up is never profiled
 

@@ -1,0 +1,236 @@
+"""The benchmark's report: what a full run measured (`Results`), the table for people, and
+the JSON line (the last line of stdout) for CI or a spreadsheet; and the figures of a
+``--profile`` run.
+
+Targets are marked PASS or FAIL here, from the run's own figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import IN_FLIGHT
+from bench.load import SLEEP_REQUESTS, SLEEP_SECONDS, Load
+from bench.proc import cpu_source
+from bench.stats import median, ratio
+
+MIB = 1024 * 1024
+CPU_RATIO_TARGET = 1.0
+SLEEP_WALL_TARGET = 0.3
+
+
+@dataclass
+class ConsumerFigures:
+    """One consumer's figures: CPU, throughput and latency at 1 and 64 in flight."""
+
+    start_to_joined: float
+    one: Load
+    many: Load
+    rss_after_load: int
+
+
+@dataclass
+class Results:
+    """Everything one full run measured."""
+
+    framework: ConsumerFigures
+    baseline: ConsumerFigures
+    sleep_rounds: list[float]
+    side_by_side: list[tuple[float, float]]
+    framework_log_lines: int
+    idle_rss: int
+    idle_start_to_joined: float
+
+
+def verdict(passed: bool) -> str:
+    """The marker printed next to a target."""
+    return "PASS" if passed else "FAIL"
+
+
+def cell(value: float | None, digits: int = 1) -> str:
+    """A number for the table ("-" when there is none)."""
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def summary(results: Results, *, requests: int, quick: bool) -> dict[str, Any]:
+    """The figures as one flat JSON object (the last line of the output)."""
+    fw, base = results.framework, results.baseline
+    sleep_wall = median(results.sleep_rounds)
+    data: dict[str, Any] = {
+        "bench": "py-service",
+        "quick": quick,
+        "requests": requests,
+        "in_flight": IN_FLIGHT,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "framework_stderr": "file",
+        "framework_log_lines": results.framework_log_lines,
+    }
+    for prefix, figures in (("framework", fw), ("baseline", base)):
+        data[f"{prefix}_cpu_us_per_req_{IN_FLIGHT}"] = figures.many.cpu_us_per_request
+        data[f"{prefix}_cpu_us_per_req_1"] = figures.one.cpu_us_per_request
+        data[f"{prefix}_cpu_system_us_per_req_{IN_FLIGHT}"] = figures.many.cpu_system_us_per_request
+        for load in (figures.one, figures.many):
+            suffix = load.in_flight
+            data[f"{prefix}_rps_{suffix}"] = load.rps
+            data[f"{prefix}_p50_ms_{suffix}"] = load.p50_ms
+            data[f"{prefix}_p99_ms_{suffix}"] = load.p99_ms
+            data[f"{prefix}_hub_cpu_us_per_req_{suffix}"] = load.hub_cpu_us_per_request
+        data[f"{prefix}_start_to_joined_s"] = figures.start_to_joined
+        data[f"{prefix}_rss_mib_after_load"] = figures.rss_after_load / MIB
+    # A round without a ratio (the baseline read no CPU time) is left out.
+    paired_ratios = [
+        share
+        for fw_us, base_us in results.side_by_side
+        if (share := ratio(fw_us, base_us)) is not None
+    ]
+    # The CPU target is judged on the side-by-side median: the machine's load cancels out.
+    cpu_ratio = median(paired_ratios)
+    data["side_by_side_framework_cpu_us"] = median([fw_us for fw_us, _ in results.side_by_side])
+    data["side_by_side_baseline_cpu_us"] = median([base_us for _, base_us in results.side_by_side])
+    data["side_by_side_ratios"] = [round(value, 3) for value in paired_ratios]
+    data["side_by_side_ratio"] = cpu_ratio
+    data["sequential_cpu_ratio"] = ratio(fw.many.cpu_us_per_request, base.many.cpu_us_per_request)
+    data["cpu_ratio"] = cpu_ratio
+    data["cpu_ratio_target"] = CPU_RATIO_TARGET
+    data["cpu_ratio_pass"] = cpu_ratio is not None and cpu_ratio <= CPU_RATIO_TARGET
+    data["sleep_200_wall_s"] = sleep_wall
+    data["sleep_200_rounds_s"] = [round(value, 4) for value in results.sleep_rounds]
+    data["sleep_200_target_s"] = SLEEP_WALL_TARGET
+    data["sleep_200_pass"] = sleep_wall is not None and sleep_wall <= SLEEP_WALL_TARGET
+    data["idle_rss_mib"] = results.idle_rss / MIB
+    data["idle_start_to_joined_s"] = results.idle_start_to_joined
+    return {
+        key: round(value, 4) if isinstance(value, float) else value for key, value in data.items()
+    }
+
+
+def print_table(
+    results: Results, data: dict[str, Any], *, requests: int, warmup: int, quick: bool
+) -> None:
+    """The human-readable report; `data` is the run's `summary`."""
+    fw, base = results.framework, results.baseline
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(label: str, a: str, b: str = "", r: str = "", target: str = "") -> None:
+        rows.append((label, a, b, r, target))
+
+    def pair(label: str, a: float | None, b: float | None, digits: int = 1) -> None:
+        share = ratio(a, b)
+        row(label, cell(a, digits), cell(b, digits), "" if share is None else cell(share, 2))
+
+    row(
+        f"CPU per request, side by side, {IN_FLIGHT} each (us)",
+        cell(data["side_by_side_framework_cpu_us"]),
+        cell(data["side_by_side_baseline_cpu_us"]),
+        cell(data["cpu_ratio"], 2),
+        f"<= {CPU_RATIO_TARGET:.2f} {verdict(data['cpu_ratio_pass'])}",
+    )
+    row(
+        f"CPU per request, alone, {IN_FLIGHT} in flight (us)",
+        cell(fw.many.cpu_us_per_request),
+        cell(base.many.cpu_us_per_request),
+        cell(data["sequential_cpu_ratio"], 2),
+    )
+    pair(
+        "  of which system (us)",
+        fw.many.cpu_system_us_per_request,
+        base.many.cpu_system_us_per_request,
+    )
+    pair(
+        "CPU per request, alone, 1 in flight (us)",
+        fw.one.cpu_us_per_request,
+        base.one.cpu_us_per_request,
+    )
+    for a, b in ((fw.one, base.one), (fw.many, base.many)):
+        where = f"{a.in_flight} in flight"
+        pair(f"requests/s, {where}", a.rps, b.rps, 0)
+        pair(f"p50 latency, {where} (ms)", a.p50_ms, b.p50_ms, 2)
+        pair(f"p99 latency, {where} (ms)", a.p99_ms, b.p99_ms, 2)
+        pair(
+            f"hub's CPU per request, {where} (us)",
+            a.hub_cpu_us_per_request,
+            b.hub_cpu_us_per_request,
+        )
+    pair("start -> joined (s)", fw.start_to_joined, base.start_to_joined, 2)
+    pair("RSS after the load (MiB)", fw.rss_after_load / MIB, base.rss_after_load / MIB)
+    rounds = ", ".join(f"{value:.3f}" for value in results.sleep_rounds)
+    row(
+        f"{SLEEP_REQUESTS} x Sleep({SLEEP_SECONDS}) at once, wall (s)",
+        cell(data["sleep_200_wall_s"], 3),
+        target=f"<= {SLEEP_WALL_TARGET:.2f} {verdict(data['sleep_200_pass'])}",
+    )
+    row("idle RSS, example actions (MiB)", cell(results.idle_rss / MIB))
+    row("start -> joined, example actions (s)", cell(results.idle_start_to_joined, 2))
+
+    header = ("", "framework", "baseline", "ratio", "target")
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(5)]
+    print(
+        f"Py-Service benchmark: {requests} Echo requests per measurement after "
+        f"{warmup} warm-up; {os.cpu_count()} CPUs; Python {platform.python_version()}"
+        + (" (--quick: small numbers, not for comparison)" if quick else "")
+    )
+    print(cpu_source())
+    print("Latency and requests/s as seen by hub.request().")
+    print(
+        "The hub and the load generator share this process (its CPU per request is shown): "
+        "when it is near one CPU, it limits requests/s at 64 in flight for both consumers."
+    )
+    print(
+        "framework: python entrypoint.py, LOG_LEVEL=INFO, stderr to a file "
+        f"({results.framework_log_lines} lines); baseline: python -m bench.bare_consumer."
+    )
+    print()
+    for line in [header, *rows]:
+        label, *numbers = line
+        print(
+            f"{label:<{widths[0]}}  "
+            + "  ".join(f"{text:>{width}}" for text, width in zip(numbers, widths[1:], strict=True))
+        )
+    print()
+    print(f"Sleep rounds (s): {rounds}; the median is compared with the target.")
+    paired = ", ".join(f"{value:.2f}" for value in data["side_by_side_ratios"]) or "none"
+    skipped = len(results.side_by_side) - len(data["side_by_side_ratios"])
+    print(
+        "Side by side: both consumers joined at once, the hub alternating requests between "
+        "them, so both see the same machine load; the CPU target is judged on the median "
+        f"ratio. Ratio per round: {paired}"
+        + (f" ({skipped} round(s) without a ratio: no baseline CPU time read)." if skipped else ".")
+    )
+    print(
+        "Alone: each consumer measured by itself, one after the other; the machine's load "
+        "may change in between, so that ratio is information only."
+    )
+
+
+def print_profile(load: Load, path: Path) -> None:
+    """The profiled run's figures on stdout, the statistics on stderr."""
+    import pstats
+
+    stats = pstats.Stats(str(path), stream=sys.stderr)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(r"/(core|events|bench)/", 25)
+    print(
+        f"framework under cProfile: {load.requests} Echo requests, {IN_FLIGHT} in flight: "
+        f"{cell(load.cpu_us_per_request)} us CPU per request, {cell(load.rps, 0)} requests/s "
+        "(cProfile slows Python code down: compare shares, not absolute figures)"
+    )
+    print(f"profile statistics: {path} (python -m pstats {path})")
+    print(
+        json.dumps(
+            {
+                "bench": "py-service",
+                "mode": "profile",
+                "requests": load.requests,
+                "in_flight": IN_FLIGHT,
+                "profiled_cpu_us_per_req": round(load.cpu_us_per_request or 0.0, 4),
+                "profile": str(path),
+            }
+        )
+    )

@@ -1,0 +1,1 @@
+"""Tests of the benchmark (`bench/`), one file per module."""

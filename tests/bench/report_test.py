@@ -1,0 +1,256 @@
+"""Tests for `bench.report`: the JSON line, the table and the profile figures, made from
+figures chosen here (no consumer runs)."""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import io
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+from bench.load import Load
+from bench.proc import cpu_source
+from bench.report import (
+    MIB,
+    ConsumerFigures,
+    Results,
+    cell,
+    print_profile,
+    print_table,
+    summary,
+    verdict,
+)
+
+# The JSON line's keys, in order: CI and spreadsheets read them.
+SUMMARY_KEYS = [
+    "bench",
+    "quick",
+    "requests",
+    "in_flight",
+    "cpus",
+    "python",
+    "framework_stderr",
+    "framework_log_lines",
+    *(
+        f"{prefix}_{name}"
+        for prefix in ("framework", "baseline")
+        for name in (
+            "cpu_us_per_req_64",
+            "cpu_us_per_req_1",
+            "cpu_system_us_per_req_64",
+            "rps_1",
+            "p50_ms_1",
+            "p99_ms_1",
+            "hub_cpu_us_per_req_1",
+            "rps_64",
+            "p50_ms_64",
+            "p99_ms_64",
+            "hub_cpu_us_per_req_64",
+            "start_to_joined_s",
+            "rss_mib_after_load",
+        )
+    ),
+    "side_by_side_framework_cpu_us",
+    "side_by_side_baseline_cpu_us",
+    "side_by_side_ratios",
+    "side_by_side_ratio",
+    "sequential_cpu_ratio",
+    "cpu_ratio",
+    "cpu_ratio_target",
+    "cpu_ratio_pass",
+    "sleep_200_wall_s",
+    "sleep_200_rounds_s",
+    "sleep_200_target_s",
+    "sleep_200_pass",
+    "idle_rss_mib",
+    "idle_start_to_joined_s",
+]
+
+# The table's rows, in order.
+TABLE_LABELS = [
+    "CPU per request, side by side, 64 each (us)",
+    "CPU per request, alone, 64 in flight (us)",
+    "  of which system (us)",
+    "CPU per request, alone, 1 in flight (us)",
+    "requests/s, 1 in flight",
+    "p50 latency, 1 in flight (ms)",
+    "p99 latency, 1 in flight (ms)",
+    "hub's CPU per request, 1 in flight (us)",
+    "requests/s, 64 in flight",
+    "p50 latency, 64 in flight (ms)",
+    "p99 latency, 64 in flight (ms)",
+    "hub's CPU per request, 64 in flight (us)",
+    "start -> joined (s)",
+    "RSS after the load (MiB)",
+    "200 x Sleep(0.2) at once, wall (s)",
+    "idle RSS, example actions (MiB)",
+    "start -> joined, example actions (s)",
+]
+
+
+def load(in_flight: int, cpu_us: float, latency_ms: float, requests: int = 1000) -> Load:
+    """A batch of `requests` that each took `latency_ms` and `cpu_us` of the consumer's CPU
+    (a fifth of it system time), answered in one second."""
+    return Load(
+        requests=requests,
+        in_flight=in_flight,
+        wall_seconds=1.0,
+        latencies=[latency_ms / 1000] * requests,
+        failures=0,
+        cpu_seconds=cpu_us * requests / 1e6,
+        cpu_system_seconds=cpu_us * requests / 5e6,
+        hub_cpu_seconds=0.1,
+    )
+
+
+def results(side_by_side: list[tuple[float, float]]) -> Results:
+    """A full run's figures with the given side-by-side rounds."""
+    return Results(
+        framework=ConsumerFigures(0.61234567, load(1, 120.0, 0.25), load(64, 40.0, 5.0), 64 * MIB),
+        baseline=ConsumerFigures(0.1, load(1, 150.0, 0.3), load(64, 50.0, 6.0), 25 * MIB),
+        sleep_rounds=[0.25, 0.22, 0.23],
+        side_by_side=side_by_side,
+        framework_log_lines=912,
+        idle_rss=int(63.5 * MIB),
+        idle_start_to_joined=0.55,
+    )
+
+
+class SummaryTest(unittest.TestCase):
+    def test_keys_in_order(self) -> None:
+        data = summary(results([(45.0, 50.0)]), requests=1000, quick=False)
+        self.assertEqual(list(data), SUMMARY_KEYS)
+        json.dumps(data)  # one JSON line: every value serialises
+
+    def test_cpu_target_is_judged_on_the_side_by_side_median(self) -> None:
+        # The third round has no baseline CPU time: it has no ratio and is left out.
+        data = summary(
+            results([(45.0, 50.0), (48.0, 40.0), (46.0, 0.0)]), requests=1000, quick=True
+        )
+        self.assertEqual(data["side_by_side_ratios"], [0.9, 1.2])
+        self.assertEqual(data["side_by_side_ratio"], 1.05)
+        self.assertEqual(data["cpu_ratio"], 1.05)
+        self.assertIs(data["cpu_ratio_pass"], False)
+        self.assertEqual(data["side_by_side_framework_cpu_us"], 46.0)
+        self.assertEqual(data["side_by_side_baseline_cpu_us"], 40.0)
+        # Alone, the framework is cheaper; that ratio is information only.
+        self.assertEqual(data["sequential_cpu_ratio"], 0.8)
+
+    def test_figures(self) -> None:
+        data = summary(results([(45.0, 50.0)]), requests=1000, quick=True)
+        self.assertEqual((data["quick"], data["requests"], data["in_flight"]), (True, 1000, 64))
+        self.assertIs(data["cpu_ratio_pass"], True)
+        self.assertEqual(data["framework_cpu_us_per_req_64"], 40.0)
+        self.assertEqual(data["framework_cpu_system_us_per_req_64"], 8.0)
+        self.assertEqual(data["baseline_cpu_us_per_req_1"], 150.0)
+        self.assertEqual(data["framework_rps_64"], 1000.0)
+        self.assertEqual(data["baseline_p99_ms_64"], 6.0)
+        self.assertEqual(data["framework_hub_cpu_us_per_req_1"], 100.0)
+        self.assertEqual(data["framework_start_to_joined_s"], 0.6123)  # 4 decimals
+        self.assertEqual(data["framework_rss_mib_after_load"], 64.0)
+        self.assertEqual(data["sleep_200_rounds_s"], [0.25, 0.22, 0.23])
+        self.assertEqual(data["sleep_200_wall_s"], 0.23)
+        self.assertIs(data["sleep_200_pass"], True)
+        self.assertEqual(data["idle_rss_mib"], 63.5)
+        self.assertEqual(data["framework_log_lines"], 912)
+
+    def test_no_side_by_side_ratio_fails_the_target(self) -> None:
+        data = summary(results([(45.0, 0.0)]), requests=10, quick=True)
+        self.assertEqual(data["side_by_side_ratios"], [])
+        self.assertIsNone(data["cpu_ratio"])
+        self.assertIs(data["cpu_ratio_pass"], False)
+
+
+class TableTest(unittest.TestCase):
+    def table(self, figures: Results, *, quick: bool) -> list[str]:
+        data = summary(figures, requests=1000, quick=quick)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            print_table(figures, data, requests=1000, warmup=50, quick=quick)
+        return out.getvalue().splitlines()
+
+    def test_layout(self) -> None:
+        lines = self.table(results([(45.0, 50.0), (48.0, 40.0), (46.0, 0.0)]), quick=False)
+        self.assertTrue(
+            lines[0].startswith(
+                "Py-Service benchmark: 1000 Echo requests per measurement after 50 warm-up;"
+            )
+        )
+        self.assertNotIn("--quick", lines[0])
+        self.assertEqual(lines[1], cpu_source())
+        self.assertIn("(912 lines)", lines[4])
+        blank = [number for number, line in enumerate(lines) if not line]
+        self.assertEqual(len(blank), 2)
+        header, *rows = lines[blank[0] + 1 : blank[1]]
+        self.assertEqual(header.split(), ["framework", "baseline", "ratio", "target"])
+        self.assertEqual(len(rows), len(TABLE_LABELS))
+        labels = [row[: len(label)] for row, label in zip(rows, TABLE_LABELS, strict=True)]
+        self.assertEqual(labels, TABLE_LABELS)
+        # Columns are aligned: every line of the table has the same width.
+        self.assertEqual({len(line) for line in [header, *rows]}, {len(header)})
+        first = rows[0].split()
+        self.assertEqual(first[-6:], ["46.0", "40.0", "1.05", "<=", "1.00", "FAIL"])
+        self.assertEqual(rows[14].split()[-4:], ["0.230", "<=", "0.30", "PASS"])
+        self.assertEqual(rows[4].split()[-3:], ["1,000", "1,000", "1.00"])
+        footer = lines[blank[1] + 1 :]
+        self.assertEqual(
+            footer[0],
+            "Sleep rounds (s): 0.250, 0.220, 0.230; the median is compared with the target.",
+        )
+        self.assertTrue(
+            footer[1].endswith(
+                "Ratio per round: 0.90, 1.20 "
+                "(1 round(s) without a ratio: no baseline CPU time read)."
+            )
+        )
+        self.assertTrue(footer[2].startswith("Alone: "))
+
+    def test_quick_is_marked(self) -> None:
+        lines = self.table(results([(45.0, 50.0)]), quick=True)
+        self.assertTrue(lines[0].endswith("(--quick: small numbers, not for comparison)"))
+        self.assertTrue(lines[-2].endswith("Ratio per round: 0.90."))
+
+
+class CellTest(unittest.TestCase):
+    def test_cell_and_verdict(self) -> None:
+        self.assertEqual(cell(12345.678), "12,345.7")
+        self.assertEqual(cell(0.5, 2), "0.50")
+        self.assertEqual(cell(None), "-")
+        self.assertEqual((verdict(True), verdict(False)), ("PASS", "FAIL"))
+
+
+class ProfileTest(unittest.TestCase):
+    def test_figures_on_stdout_statistics_on_stderr(self) -> None:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        sorted(range(1000), key=str)
+        profiler.disable()
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "run.prof"
+            profiler.dump_stats(path)
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                print_profile(load(64, 300.0, 5.0, requests=300), path)
+        lines = out.getvalue().splitlines()
+        self.assertIn("300 Echo requests, 64 in flight: 300.0 us CPU per request", lines[0])
+        self.assertIn("300 requests/s", lines[0])
+        self.assertEqual(lines[1], f"profile statistics: {path} (python -m pstats {path})")
+        self.assertEqual(
+            json.loads(lines[2]),
+            {
+                "bench": "py-service",
+                "mode": "profile",
+                "requests": 300,
+                "in_flight": 64,
+                "profiled_cpu_us_per_req": 300.0,
+                "profile": str(path),
+            },
+        )
+        self.assertIn("function calls", err.getvalue())
+
+
+if __name__ == "__main__":
+    unittest.main()

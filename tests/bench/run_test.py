@@ -1,0 +1,109 @@
+"""Tests for `bench.run`: the command line, and smoke runs of the whole benchmark (it runs and
+reports). Timings are never asserted here."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from bench.run import parse_options
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXPECTED_KEYS = {
+    "requests",
+    "framework_cpu_us_per_req_64",
+    "baseline_cpu_us_per_req_64",
+    "cpu_ratio",
+    "cpu_ratio_pass",
+    "sequential_cpu_ratio",
+    "side_by_side_ratio",
+    "framework_rps_1",
+    "framework_p50_ms_1",
+    "framework_p99_ms_1",
+    "framework_rps_64",
+    "framework_p50_ms_64",
+    "framework_p99_ms_64",
+    "baseline_rps_1",
+    "baseline_rps_64",
+    "sleep_200_wall_s",
+    "sleep_200_pass",
+    "idle_rss_mib",
+    "idle_start_to_joined_s",
+}
+
+
+class OptionsTest(unittest.TestCase):
+    def test_defaults(self) -> None:
+        options = parse_options([])
+        self.assertEqual((options.requests, options.warmup), (10000, 500))
+        self.assertEqual((options.sleep_rounds, options.side_by_side_rounds), (3, 5))
+        self.assertFalse(options.quick or options.profile)
+        self.assertIsNone(options.profile_out)
+
+    def test_quick(self) -> None:
+        options = parse_options(["--quick"])
+        self.assertEqual((options.requests, options.warmup), (300, 100))
+        self.assertEqual((options.sleep_rounds, options.side_by_side_rounds), (1, 1))
+        self.assertEqual(options.settle_seconds, 0.5)
+
+    def test_requests_and_profile(self) -> None:
+        options = parse_options(["--quick", "--requests", "42", "--profile", "--profile-out", "p"])
+        self.assertEqual(options.requests, 42)
+        self.assertTrue(options.profile)
+        self.assertEqual(options.profile_out, Path("p"))
+
+    def test_negative_requests_are_refused(self) -> None:
+        with self.assertRaises(SystemExit) as caught, contextlib.redirect_stderr(io.StringIO()):
+            parse_options(["--requests", "-5"])
+        self.assertEqual(caught.exception.code, 2)
+
+
+@unittest.skipUnless(sys.platform.startswith("linux"), "the benchmark reads /proc")
+class BenchSmokeTest(unittest.TestCase):
+    def test_quick_run_exits_0_and_prints_the_json_line(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.run", "--quick"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        last_line = result.stdout.strip().splitlines()[-1]
+        figures = json.loads(last_line)
+        self.assertLessEqual(EXPECTED_KEYS, figures.keys())
+        # The CPU target is judged on the side-by-side measurement.
+        self.assertEqual(figures["cpu_ratio"], figures["side_by_side_ratio"])
+
+    def test_quick_profile_exits_0_and_keeps_the_statistics(self) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "bench.prof"
+            command = ["bench.run", "--profile", "--quick", "--requests", "100"]
+            result = subprocess.run(
+                [sys.executable, "-m", *command, "--profile-out", str(out)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+            self.assertGreater(out.stat().st_size, 0)
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual(
+            set(figures),
+            {"bench", "mode", "requests", "in_flight", "profiled_cpu_us_per_req", "profile"},
+        )
+        self.assertEqual((figures["mode"], figures["requests"]), ("profile", 100))
+        self.assertEqual(figures["profile"], str(out))
+        self.assertIn("function calls", result.stderr)  # pstats' statistics
+
+
+if __name__ == "__main__":
+    unittest.main()
