@@ -19,6 +19,7 @@ from core.settings import PROJECT_ROOT, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ACTIONS = ActionRegistry.discover(PROJECT_ROOT / "actions", ActionRunner)
+FIXTURE_ACTIONS = ActionRegistry.discover(ROOT / "tests" / "fixtures" / "actions", ActionRunner)
 EVENTS = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
 
 

@@ -113,8 +113,11 @@ class PlugboardClient:
         settings: Settings,
         actions: Mapping[str, type[ActionRunner]],
         events: Mapping[str, type[EventHandler]] | None = None,
+        *,
+        open_timeout: float = OPEN_TIMEOUT,
     ) -> None:
         self.settings = settings
+        self.open_timeout = open_timeout
         self.actions = dict(actions)
         if events is None:
             events = ActionRegistry.discover(settings.events_path, EventHandler)
@@ -468,7 +471,7 @@ class PlugboardClient:
                 self.connection_url(),
                 self,
                 max_size=self.settings.max_message_bytes,
-                open_timeout=OPEN_TIMEOUT,
+                open_timeout=self.open_timeout,
                 close_timeout=CLOSE_TIMEOUT,
             )
         )

@@ -155,12 +155,8 @@ class HubTransport(asyncio.Protocol):
         if protocol.state is State.OPEN:
             protocol.send_close(code, reason)
             self._write_pending()
-            self._expect_close()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._closed), self._close_timeout)
-        except TimeoutError:
-            self.abort("the hub did not finish the closing handshake")
-            await self._closed
+        self._expect_close()
+        await asyncio.shield(self._closed)
 
     async def wait_closed(self) -> None:
         """Return once the connection is gone."""
