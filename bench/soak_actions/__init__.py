@@ -1,0 +1,1 @@
+"""The action the soak test calls (``python -m bench.soak``)."""
