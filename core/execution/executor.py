@@ -178,12 +178,12 @@ class RequestExecutor:
                         else:
                             result = await self._run_in_thread(instance)
                     except Exception:
-                        response = self._crashed(name, response_ref, None)
+                        response = self._raised(name, response_ref)
                     else:
                         response = (
                             result
                             if isinstance(result, ActionResponse)
-                            else self._crashed(name, response_ref, result)
+                            else self._not_a_response(name, response_ref, result)
                         )
                     finally:
                         slots.release()
@@ -219,27 +219,33 @@ class RequestExecutor:
             return error_response(404, f"Unknown action {truncate(action_name, 100)!r}")
         return error_response(400, "The request's fields must be a JSON object")
 
-    def _crashed(self, name: str, response_ref: str, result: Any) -> ActionResponse:
-        """The 500 answer when run() raised (call inside `except`) or returned a non-response."""
+    def _raised(self, name: str, response_ref: str) -> ActionResponse:
+        """The 500 answer when run() raised (call inside `except`): the traceback is logged."""
         error_id, response = internal_error()
-        context = {"action": name, "ref": response_ref, "error_id": error_id}
+        logger.exception(
+            "action %s raised (error id %s, ref %s)",
+            name,
+            error_id,
+            response_ref,
+            extra={"action": name, "ref": response_ref, "error_id": error_id},
+        )
+        return response
+
+    def _not_a_response(self, name: str, response_ref: str, result: Any) -> ActionResponse:
+        """The 500 answer when run() returned something else than an `ActionResponse`."""
+        error_id, response = internal_error()
         if result is None:
-            logger.exception(
-                "action %s raised (error id %s, ref %s)",
-                name,
-                error_id,
-                response_ref,
-                extra=context,
-            )
+            what = "None (does run() end without `return ActionResponse(...)`?)"
         else:
-            logger.error(
-                "action %s returned %s instead of an ActionResponse (error id %s, ref %s)",
-                name,
-                type(result).__name__,
-                error_id,
-                response_ref,
-                extra=context,
-            )
+            what = f"a {type(result).__module__}.{type(result).__qualname__}"
+        logger.error(
+            "action %s returned %s instead of an ActionResponse (error id %s, ref %s)",
+            name,
+            what,
+            error_id,
+            response_ref,
+            extra={"action": name, "ref": response_ref, "error_id": error_id},
+        )
         return response
 
     def _timed_out(self, response_ref: str, name: str) -> ActionResponse:

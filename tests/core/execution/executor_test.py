@@ -68,8 +68,17 @@ class WrongType(ActionRunner):
         return {"status_code": 200}
 
 
+class ForgotReturn(ActionRunner):
+    @classmethod
+    def description(cls) -> str:
+        return "Ends without returning"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        ActionResponse(status_code=200)  # type: ignore[return-value]  # the mistake under test
+
+
 ACTIONS: dict[str, type[ActionRunner]] = {
-    cls.__name__: cls for cls in (Add, Boom, Slow, Blocking, WrongType)
+    cls.__name__: cls for cls in (Add, Boom, Slow, Blocking, WrongType, ForgotReturn)
 }
 
 
@@ -145,9 +154,20 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(answer["status_code"], 200)
         self.assertTrue(answer["fields"].startswith("action"))
 
-    async def test_non_response_result_is_500(self) -> None:
-        answer = await self.call({"action": "WrongType", "fields": {}})
+    async def test_non_response_result_is_500_and_named(self) -> None:
+        with LogCapture().installed() as logs:
+            answer = await self.call({"action": "WrongType", "fields": {}})
         self.assertEqual(answer["status_code"], 500)
+        self.assertIn("action WrongType returned a builtins.dict instead of an", logs.text())
+        self.assertNotIn("Traceback", logs.text())
+
+    async def test_a_missing_return_is_named_without_a_traceback(self) -> None:
+        with LogCapture().installed() as logs:
+            answer = await self.call({"action": "ForgotReturn", "fields": {}})
+        self.assertEqual(answer["status_code"], 500)
+        self.assertIn("action ForgotReturn returned None (does run() end without", logs.text())
+        self.assertNotIn("raised", logs.text())
+        self.assertNotIn("NoneType: None", logs.text())
 
     async def test_shutting_down_gives_503(self) -> None:
         self.executor.stop_accepting()
@@ -193,6 +213,38 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         await asyncio.sleep(0.01)
         await self.executor.cancel_all()
         self.assertEqual(self.answers["s"]["status_code"], 503)
+
+    async def test_a_request_cancelled_before_its_first_step_is_answered_once(self) -> None:
+        # Submitted and cancelled in the same loop iteration: on Python 3.11 the task has
+        # not started; on 3.12+ it started eagerly and is waiting in Slow's sleep.
+        sent: list[str] = []
+        executor = RequestExecutor(
+            ACTIONS,
+            lambda ref, payload: sent.append(ref),  # type: ignore[func-returns-value]
+            lambda: (None, None),
+        )
+        self.addCleanup(executor.close)
+        executor.submit({"action": "Slow", "fields": {}, "response_ref": "early"})
+        executor.submit({"action": "Add", "fields": {"a": 1}, "response_ref": "quick"})
+        executor.stop_accepting()
+        await executor.cancel_all()
+        self.assertEqual(sorted(sent), ["early", "quick"])
+        self.assertEqual(executor.in_flight, 0)
+        counts = {name: stats.count for name, stats in executor.stats.items() if stats.count}
+        self.assertEqual(sum(counts.values()), 2)
+
+    async def test_the_status_accounted_is_the_status_sent(self) -> None:
+        def respond(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+            return {"status": "error", "status_code": 500, "message": "replaced", "fields": None}
+
+        executor = RequestExecutor(ACTIONS, respond, lambda: (None, None))
+        self.addCleanup(executor.close)
+        with LogCapture().installed() as logs:
+            executor.submit({"action": "Add", "fields": {"a": 1}, "response_ref": "r"})
+            await executor.drain(5)
+        self.assertEqual(executor.stats["Add"].by_status, {500: 1})
+        self.assertEqual(executor.stats["Add"].last_error, "replaced")
+        self.assertIn("status=500", logs.text())
 
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
