@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from sqlalchemy import text
 
 from core import json_codec
-from core.db.database import DatabaseStartupError, database
+from core.db.database import database
+from core.db.errors import DatabaseConfigError, DatabaseStartupError
 from core.dev import cli as devtools
 from core.hub.client import PlugboardClient
 from core.hub.event_handler import EventHandler
@@ -48,9 +49,9 @@ def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionR
     return f"curl -s -X POST {http_url}/ -H 'content-type: application/json' -d '{body}'"
 
 
-def prepare_database() -> None:
+def prepare_database(settings: Settings) -> None:
     """Initialize the database and migrate it to head (serialized across replicas)."""
-    database.initialize()
+    database.initialize(config=settings.database)
     database.migrate()
 
 
@@ -78,7 +79,9 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
     if not actions:
         logger.warning("no actions found under %s", settings.actions_path)
     try:
-        await asyncio.to_thread(prepare_database)
+        await asyncio.to_thread(prepare_database, settings)
+    except DatabaseConfigError as error:
+        return fail(str(error))
     except DatabaseStartupError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_DATABASE
