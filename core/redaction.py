@@ -19,17 +19,30 @@ _WORD_END = re.compile(r"[\s'\"]")
 _SECRET_IN_QUERY = re.compile(r"([?&](?:token|password)=)[^&#\s'\"]*", re.IGNORECASE)
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, single: bool = False) -> str:
     """`url` (or any text holding URLs) with their secrets replaced by ``***``.
 
     Hides the value of ``token`` and ``password`` query parameters and the password of
-    ``scheme://user:password@host``. Linear in the length of the text, whatever it holds.
+    ``scheme://user:password@host``. In free text a password ends at a space or a quote;
+    with ``single`` the text is one URL (a setting's value), whose password runs to its
+    last "@" whatever it holds. Linear in the length of the text, whatever it holds.
     """
     if "=" in url:
         url = _SECRET_IN_QUERY.sub(r"\1***", url)
     if "@" in url:
-        url = _hide_passwords(url)
+        url = _hide_password_of_one(url) if single else _hide_passwords(url)
     return url
+
+
+def _hide_password_of_one(url: str) -> str:
+    # From the first ":" after "://" to the last "@": a user name may hold spaces and "@"
+    # as SQLAlchemy reads it, and a mistyped URL may put its password anywhere in between.
+    opening = url.find("://")
+    colon = url.find(":", opening + 3) if opening != -1 else -1
+    last_at = url.rfind("@")
+    if colon == -1 or last_at < colon:
+        return url
+    return f"{url[: colon + 1]}***{url[last_at:]}"
 
 
 def _hide_passwords(text: str) -> str:

@@ -8,18 +8,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from core.db.errors import DatabaseConfigError, DatabaseUnavailableError
+from core.db.errors import DatabaseConfigError, DatabaseUnavailableError, one_line_reason
 from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url
-
-
-def one_line_reason(error: BaseException, password: str | None) -> str:
-    """The first line of a driver error, with the password scrubbed should it appear."""
-    original = getattr(error, "orig", None) or error
-    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
-    reason = lines[0] if lines else type(original).__name__
-    if password:
-        reason = reason.replace(password, "***")
-    return reason
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -53,7 +43,8 @@ def build_engine(settings: DatabaseSettings) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **options)
     except (ArgumentError, ImportError) as error:
         raise DatabaseConfigError(
-            f"cannot use the database URL {shown_url(url)}: {one_line_reason(error, url.password)}"
+            f"cannot use the database URL {shown_url(url)} (from {settings.source}): "
+            f"{one_line_reason(error, url.password)}"
         ) from None
     if is_sqlite(url):
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)

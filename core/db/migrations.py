@@ -22,7 +22,7 @@ from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from core.db.engine import one_line_reason
+from core.db.errors import one_line_reason
 from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url
 from core.settings import PROJECT_ROOT
 

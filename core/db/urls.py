@@ -22,9 +22,9 @@ from typing import Final
 from sqlalchemy import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from core.db.errors import DatabaseConfigError
+from core.db.errors import DatabaseConfigError, one_line_reason
 from core.redaction import redact_url
-from core.settings import DatabaseConfig, SettingsError
+from core.settings import DATABASE_URL_FORM, DatabaseConfig, SettingsError, shown_value
 
 POSTGRES_DRIVER: Final = "postgresql+psycopg2"
 DEFAULT_POSTGRES_PORT: Final = 5432
@@ -46,8 +46,10 @@ def parse_database_url(raw: str, origin: str) -> URL:
         raw = "postgresql://" + raw[len("postgres://") :]
     try:
         url = make_url(raw)
-    except ArgumentError:
-        raise DatabaseConfigError(f"{origin} is not a valid database URL") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise DatabaseConfigError(
+            f"{origin} must be {DATABASE_URL_FORM}; got {shown_value('DATABASE_URL', raw)}"
+        ) from None
     if url.drivername == "postgresql":
         url = url.set(drivername=POSTGRES_DRIVER)
     return url
@@ -119,6 +121,14 @@ class DatabaseSettings:
                 path = default_sqlite_path(config.environment)
                 resolved = URL.create("sqlite+pysqlite", database=str(path))
                 source = "embedded SQLite"
+        try:
+            resolved.get_dialect()  # a dialect SQLAlchemy knows (its driver loads later)
+        except ArgumentError as error:
+            origin = "the database URL" if source == "explicit" else source
+            raise DatabaseConfigError(
+                f"{origin} must name a database SQLAlchemy knows; got "
+                f"{shown_url(resolved)!r} ({one_line_reason(error, resolved.password)})"
+            ) from None
         return cls(
             url=resolved,
             source=source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import tempfile
 import time
@@ -59,15 +60,17 @@ class StartupCheckTest(unittest.TestCase):
             manager.initialize()
         self.assertIn("unable to open database file", str(caught.exception))
 
-    def test_an_unknown_driver_is_a_configuration_error(self) -> None:
-        manager = Database(url="postgresql+nosuchdriver://service:s3cret@db.internal/app")
+    def test_a_driver_that_is_not_installed_is_a_configuration_error(self) -> None:
+        if importlib.util.find_spec("pymysql") is not None:
+            self.skipTest("pymysql is installed here")
+        manager = Database(url="mysql+pymysql://service:s3cret@db.internal/app")
         with self.assertRaises(DatabaseConfigError) as caught:
             manager.initialize()
-        message = str(caught.exception)
-        self.assertTrue(message.startswith("cannot use the database URL "), message)
-        self.assertIn("service:***@db.internal", message)
-        self.assertNotIn("s3cret", message)
-        self.assertNotIn("\n", message)
+        self.assertEqual(
+            str(caught.exception),
+            "cannot use the database URL mysql+pymysql://service:***@db.internal/app "
+            "(from explicit): No module named 'pymysql'",
+        )
 
 
 class SqliteEngineTest(unittest.TestCase):

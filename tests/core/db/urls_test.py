@@ -116,6 +116,26 @@ class SelectionTest(unittest.TestCase):
             shown_url(settings.url), "postgresql+psycopg2://service@db.internal:5432/app"
         )
 
+    def test_an_unknown_dialect_is_a_one_line_error_without_the_password(self) -> None:
+        environ = {"DATABASE_URL": "postgresql+nosuchdriver://service:s3cret@db.internal/app"}
+        with self.assertRaises(DatabaseConfigError) as caught:
+            DatabaseSettings.from_environment(environ)
+        self.assertEqual(
+            str(caught.exception),
+            "DATABASE_URL must name a database SQLAlchemy knows; got "
+            "'postgresql+nosuchdriver://service:***@db.internal/app' "
+            "(Can't load plugin: sqlalchemy.dialects:postgresql.nosuchdriver)",
+        )
+
+    def test_a_url_that_does_not_parse_shows_only_its_scheme(self) -> None:
+        for raw in ("postgresql://service:s3cret@db:port/app", "postgresql://service:s3cret"):
+            with self.subTest(raw=raw), self.assertRaises(DatabaseConfigError) as caught:
+                DatabaseSettings.from_environment({"DATABASE_URL": raw})
+            message = str(caught.exception)
+            self.assertTrue(message.startswith("DATABASE_URL must be a database URL"), message)
+            self.assertIn("got 'postgresql://'... (the rest is not shown", message)
+            self.assertNotIn("s3cret", message)
+
 
 class ShownUrlTest(unittest.TestCase):
     """A URL as logs and messages show it."""
