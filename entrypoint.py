@@ -13,19 +13,22 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import text
 
 from core import json_codec
-from core.db.database import DatabaseStartupError, database
+from core.db.database import database
+from core.db.errors import DatabaseConfigError, DatabaseStartupError
+from core.db.urls import DatabaseSettings
 from core.dev import cli as devtools
 from core.hub.client import PlugboardClient
 from core.hub.event_handler import EventHandler
 from core.log import configure_logging
 from core.model.registry import ActionRegistry, DiscoveryError
 from core.model.runner import ActionRunner
-from core.settings import Settings, SettingsError
+from core.redaction import printable
+from core.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("entrypoint")
 
@@ -35,8 +38,23 @@ EXIT_DATABASE = 1
 
 def fail(message: str) -> int:
     """Print a one-line error for the operator and return the usage exit code."""
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {printable(message)}\n")
     return EXIT_USAGE
+
+
+def load_configuration(environ: Mapping[str, str] | None = None) -> Settings:
+    """Every setting, checked before anything starts; `SettingsError` (one line) otherwise.
+
+    A configured database's URL is parsed too (without connecting), so a malformed one
+    stops start-up like any other bad setting.
+    """
+    settings = load_settings(environ)
+    if settings.database_configured:
+        try:
+            DatabaseSettings.from_config(settings.database)
+        except DatabaseConfigError as error:
+            raise SettingsError(settings.hide_secrets(str(error))) from None
+    return settings
 
 
 def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionRunner]]) -> str:
@@ -48,9 +66,9 @@ def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionR
     return f"curl -s -X POST {http_url}/ -H 'content-type: application/json' -d '{body}'"
 
 
-def prepare_database() -> None:
+def prepare_database(settings: Settings) -> None:
     """Initialize the database and migrate it to head (serialized across replicas)."""
-    database.initialize()
+    database.initialize(config=settings.database)
     database.migrate()
 
 
@@ -78,9 +96,11 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
     if not actions:
         logger.warning("no actions found under %s", settings.actions_path)
     try:
-        await asyncio.to_thread(prepare_database)
-    except DatabaseStartupError as error:
-        sys.stderr.write(f"error: {error}\n")
+        await asyncio.to_thread(prepare_database, settings)
+    except DatabaseConfigError as error:
+        return fail(str(error))
+    except DatabaseStartupError as error:  # unreachable: not a configuration error
+        sys.stderr.write(f"error: {printable(str(error))}\n")
         return EXIT_DATABASE
     async with contextlib.AsyncExitStack() as stack:
         if local:
@@ -124,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     devtools.add_subcommands(commands)
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = load_configuration()
     except SettingsError as error:
         return fail(str(error))
     configure_logging(settings.log_level, settings.log_format)

@@ -13,25 +13,16 @@ Two ways in:
 from __future__ import annotations
 
 import importlib
-import sys
 from logging.config import fileConfig
-from pathlib import Path
 
 from alembic.util import CommandError
 from sqlalchemy import Connection, MetaData
 
 from alembic import context
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from core.database import (  # noqa: E402 (needs the path above)
-    Base,
-    Database,
-    DatabaseStartupError,
-    resolve_database_url,
-)
+# alembic.ini puts the project root on sys.path (prepend_sys_path), so core imports.
+from core.database import Base, Database, DatabaseStartupError, resolve_database_url
+from core.settings import PROJECT_ROOT
 
 config = context.config
 

@@ -4,18 +4,10 @@
 ``transaction()`` and ``teardown()``, as the seed's README shows.
 """
 
-from core.db.database import (
-    Base,
-    Database,
-    DatabaseConfigError,
-    DatabaseSettings,
-    DatabaseStartupError,
-    DatabaseUnavailableError,
-    base,
-    database,
-    resolve_database_url,
-    run_sync,
-)
+from core.db.base import Base, base
+from core.db.database import Database, database, run_sync
+from core.db.errors import DatabaseConfigError, DatabaseStartupError, DatabaseUnavailableError
+from core.db.urls import DatabaseSettings, resolve_database_url
 
 __all__ = [
     "Base",

@@ -6,31 +6,29 @@ import asyncio
 import atexit
 import json
 import logging
-import re
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from core import json_codec
+from core.redaction import redact_url, truncate
 
 # Extra fields a record may carry (``logger.info(..., extra={...})``); JSON logs include them.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
 
-_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&#\s'\"]*")
-_MAX_BAD_INPUT_CHARS = 200
-
-
-def redact_url(url: str) -> str:
-    """`url` with the value of any ``token`` query parameter replaced by ``***``."""
-    return _TOKEN_IN_URL.sub(r"\1***", url)
-
-
-def truncate(text: str, limit: int = _MAX_BAD_INPUT_CHARS) -> str:
-    """`text` cut to `limit` characters, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+__all__ = [
+    "CONTEXT_FIELDS",
+    "JSONFormatter",
+    "RateLimitedLog",
+    "RequestLog",
+    "SecretFilter",
+    "configure_logging",
+    "redact_url",
+    "request_log",
+    "secret_filter",
+    "truncate",
+]
 
 
 class SecretFilter(logging.Filter):
@@ -52,9 +50,7 @@ class SecretFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the record in place; never drops it."""
-        message = record.getMessage()
-        if "token=" in message:
-            message = redact_url(message)
+        message = redact_url(record.getMessage())
         for secret in self._secrets:
             message = message.replace(secret, "***")
         if record.exc_info and not record.exc_text:

@@ -12,7 +12,22 @@ import unittest
 import urllib.request
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+
+from core.settings import SettingsError
+from entrypoint import load_configuration
+from tests.core.settings_test import (
+    ENVIRONMENTS_TO_TRY,
+    assert_one_line_naming_a_variable,
+    assert_sound,
+    environments_with_a_secret,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
+SECRET_TOKEN = "tok-5ecret-value-4242"
+SECRET_PASSWORD = "pw-5ecret-value-4242"
+HUB = {"WEBSOCKET_URL": "ws://127.0.0.1:9/websocket", "TOKEN": SECRET_TOKEN}
+Result = subprocess.CompletedProcess[str]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -26,6 +41,114 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='entrypoint_')}/service.sqlite3"
     env.update(extra)
     return env
+
+
+def run_entrypoint(env: dict[str, str] | dict[bytes, bytes], timeout: float = 60) -> Result:
+    """Run ``python entrypoint.py`` (no options) to its end."""
+    return subprocess.run(
+        [sys.executable, "entrypoint.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class BadSettingTest(unittest.TestCase):
+    """A bad setting stops start-up before anything starts: one line on stderr, exit 2."""
+
+    def assert_refused(self, result: Result, *parts: str) -> str:
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertTrue(result.stderr.endswith("\n"), result.stderr)
+        self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
+        self.assertTrue(result.stderr.startswith("error: "), result.stderr)
+        for part in parts:
+            self.assertIn(part, result.stderr)
+        self.assertEqual(result.stdout, "")
+        return result.stderr
+
+    def test_an_unknown_log_level(self) -> None:
+        result = run_entrypoint(clean_env(LOG_LEVEL="VERBOSE", **HUB))
+        self.assert_refused(
+            result, "LOG_LEVEL", "'VERBOSE'", "DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        )
+
+    def test_a_websocket_url_that_is_not_ws_stops_at_start_up(self) -> None:
+        # Before: retried forever, warning every few seconds. The timeout is that case's failure.
+        result = run_entrypoint(
+            clean_env(WEBSOCKET_URL="http://host", TOKEN=SECRET_TOKEN), timeout=30
+        )
+        line = self.assert_refused(result, "WEBSOCKET_URL", "'http://host'", "ws://", "wss://")
+        self.assertNotIn(SECRET_TOKEN, line)
+
+    def test_a_number_that_is_not_one(self) -> None:
+        result = run_entrypoint(clean_env(MAX_CONCURRENCY="abc", **HUB))
+        self.assert_refused(result, "MAX_CONCURRENCY", "'abc'", "whole number")
+
+    def test_a_bad_database_setting(self) -> None:
+        result = run_entrypoint(clean_env(DATABASE_URL=f"not a url {SECRET_PASSWORD}", **HUB))
+        line = self.assert_refused(result, "DATABASE_URL")
+        self.assertNotIn(SECRET_PASSWORD, line)
+        env = clean_env(POSTGRES_HOST="db", **HUB)
+        del env["DATABASE_URL"]  # it would win over POSTGRES_*
+        result = run_entrypoint(env)
+        self.assert_refused(result, "PostgreSQL is partly configured", "POSTGRES_USER")
+
+    def test_a_bad_port_inside_database_url_is_refused_without_the_password(self) -> None:
+        url = f"postgresql://service:{SECRET_PASSWORD}@db:port/app"
+        line = self.assert_refused(
+            run_entrypoint(clean_env(DATABASE_URL=url, **HUB)), "DATABASE_URL"
+        )
+        self.assertNotIn(SECRET_PASSWORD, line)
+
+    def test_secrets_in_a_bad_value_are_masked(self) -> None:
+        url = f"http://user:{SECRET_PASSWORD}@host/socket?token={SECRET_TOKEN}"
+        line = self.assert_refused(
+            run_entrypoint(clean_env(WEBSOCKET_URL=url, TOKEN=SECRET_TOKEN)), "WEBSOCKET_URL"
+        )
+        self.assertNotIn(SECRET_PASSWORD, line)
+        self.assertNotIn(SECRET_TOKEN, line)
+
+    def test_bytes_that_are_not_utf8(self) -> None:
+        # The environment holds bytes; Python shows undecodable ones as lone surrogates.
+        env = {key.encode(): value.encode() for key, value in clean_env(**HUB).items()}
+        env[b"TOKEN"] = SECRET_TOKEN.encode() + b"\xff"
+        line = self.assert_refused(run_entrypoint(env), "TOKEN")
+        self.assertNotIn(SECRET_TOKEN, line)
+
+
+class ConfigurationTest(unittest.TestCase):
+    """`load_configuration`, which main() calls first: whatever the environment holds, it
+    returns settings or raises one line naming a variable (main prints it, exit code 2)."""
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(ENVIRONMENTS_TO_TRY)
+    def test_loads_or_names_the_variable(self, env: dict[str, str]) -> None:
+        try:
+            loaded = load_configuration(env)
+        except SettingsError as error:
+            assert_one_line_naming_a_variable(self, error)
+        else:
+            assert_sound(self, loaded)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(environments_with_a_secret())
+    def test_a_secret_never_appears_in_the_error(self, case: tuple[dict[str, str], str]) -> None:
+        env, secret = case
+        try:
+            load_configuration(env)
+        except SettingsError as error:
+            self.assertNotIn(secret, str(error))
+
+    def test_a_database_url_is_parsed_before_anything_starts(self) -> None:
+        with self.assertRaises(SettingsError) as caught:
+            load_configuration({"DATABASE_URL": "postgresql://service:s3cret@db:port/app"})
+        self.assertIn("DATABASE_URL must be a database URL", str(caught.exception))
+        self.assertNotIn("s3cret", str(caught.exception))
+        with self.assertRaises(SettingsError) as caught:
+            load_configuration({"DATABASE_URL": "nosuchdialect://db/app"})
+        self.assertIn("DATABASE_URL must name a database SQLAlchemy knows", str(caught.exception))
 
 
 class EntrypointTest(unittest.TestCase):

@@ -366,7 +366,7 @@ def _call_command(args: argparse.Namespace, settings: Settings) -> int:
     if action is None:
         raise CommandError(_unknown_action(name, actions, settings.actions_path))
     fields = _read_fields(args.fields)
-    _prepare_database()
+    _prepare_database(settings)
     payload = asyncio.run(_execute(settings, actions, name, fields))
     text = _pretty(payload)
     status_code = payload.get("status_code")
@@ -431,17 +431,20 @@ def _json_kind(value: Any) -> str:
     return "an array"
 
 
-def _prepare_database() -> None:
+def _prepare_database(settings: Settings) -> None:
     """Initialize and migrate the database exactly as the service does at start-up."""
-    from core.db.database import DatabaseStartupError, database
+    from core.db.database import database
+    from core.db.errors import DatabaseConfigError, DatabaseStartupError
 
     # Alembic narrates every migration step at INFO; one command needs only its warnings.
     alembic_log = logging.getLogger("alembic")
     if not alembic_log.isEnabledFor(logging.DEBUG):
         alembic_log.setLevel(logging.WARNING)
     try:
-        database.initialize()
+        database.initialize(config=settings.database)
         database.migrate()
+    except DatabaseConfigError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
     except DatabaseStartupError as error:
         raise CommandError(str(error), EXIT_FAILED) from None
 

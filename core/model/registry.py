@@ -14,6 +14,7 @@ from typing import Any
 
 from core.model.runner import ActionRunner
 from core.model.schema import ActionSchema
+from core.redaction import truncate
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,13 @@ class ActionRegistry:
 
 def _module_files(root: Path) -> Iterator[tuple[Path, str]]:
     """Yield (file, module name) for every Python module under `root`, sorted."""
-    if not root.is_dir():
+    try:
+        is_folder = root.is_dir()
+    except OSError as error:  # e.g. a name longer than the system allows
+        raise DiscoveryError(
+            f"{truncate(str(root), 100)} cannot be read: {error.strerror or error}"
+        ) from None
+    if not is_folder:
         raise DiscoveryError(f"{root} is not a folder")
     base = _package_base(root)
     for file in sorted(root.rglob("*.py")):

@@ -1,7 +1,7 @@
 """Tests of the example notes actions (actions/notes.py) on SQLite and on the real PostgreSQL.
 
 The actions use the process-wide ``core.database.database``; each backend's test class points
-it at a fresh database (see ``tests/core/database_test.py`` for the PostgreSQL rules: skipped
+it at a fresh database (see ``tests/databases.py`` for the PostgreSQL rules: skipped
 when the server is unreachable, failed under ``CI=true``).
 """
 
@@ -23,7 +23,7 @@ from actions.notes_model import BODY_MAX_LENGTH, TITLE_MAX_LENGTH, Note
 from core import ActionResponse, ActionRunner
 from core.database import database
 from core.execution.responses import validation_response
-from tests.core.db.database_test import fresh_postgres_url, fresh_sqlite_url
+from tests.databases import fresh_postgres_url, fresh_sqlite_url
 from tests.support import hub_and_consumer
 
 NOTE_ACTIONS: dict[str, type[ActionRunner]] = {

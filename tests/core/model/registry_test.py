@@ -80,6 +80,13 @@ class DiscoverTest(unittest.TestCase):
         with self.assertRaises(DiscoveryError):
             ActionRegistry.discover(self.folder / "nope", ActionRunner)
 
+    def test_a_path_the_system_refuses_is_a_discovery_error(self) -> None:
+        # ACTIONS_PATH can hold any text; a name too long to look up must not escape as OSError.
+        with self.assertRaises(DiscoveryError) as caught:
+            ActionRegistry.discover(self.folder / ("x" * 5000), ActionRunner)
+        self.assertIn("cannot be read", str(caught.exception))
+        self.assertLess(len(str(caught.exception)), 500)
+
     def test_project_events_are_keyed_by_event_name(self) -> None:
         events = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
         for name in (
