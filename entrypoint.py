@@ -3,6 +3,9 @@
 With no options it connects to the hub named by ``WEBSOCKET_URL`` and ``TOKEN``. With
 ``--local`` it starts the embedded local hub in the same process and connects to it, so the
 service can be tried without a Plugboard.
+
+The hub client and the database stack are imported by `serve` when it runs, so that a
+developer command loads only what it uses (`core.dev.cli` does the same per command).
 """
 
 from __future__ import annotations
@@ -14,18 +17,15 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-
-from sqlalchemy import text
+from typing import TYPE_CHECKING
 
 from core import json_codec
-from core.db.database import DatabaseStartupError, database
 from core.dev import cli as devtools
-from core.hub.client import PlugboardClient
-from core.hub.event_handler import EventHandler
 from core.log import configure_logging
-from core.model.registry import ActionRegistry, DiscoveryError
-from core.model.runner import ActionRunner
 from core.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from core.model.runner import ActionRunner
 
 logger = logging.getLogger("entrypoint")
 
@@ -50,12 +50,17 @@ def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionR
 
 def prepare_database() -> None:
     """Initialize the database and migrate it to head (serialized across replicas)."""
+    from core.db.database import database
+
     database.initialize()
     database.migrate()
 
 
 async def database_ready() -> str | None:
     """Readiness check: None when the database answers ``SELECT 1``."""
+    from sqlalchemy import text
+
+    from core.db.database import database
 
     def ping() -> None:
         with database.engine.connect() as connection:
@@ -68,6 +73,12 @@ async def database_ready() -> str | None:
 async def serve(settings: Settings, local: bool, local_port: int) -> int:
     """Discover actions and events, prepare the database, optionally start the local hub,
     and run the client until it stops."""
+    from core.db.database import DatabaseStartupError
+    from core.hub.client import PlugboardClient
+    from core.hub.event_handler import EventHandler
+    from core.model.registry import ActionRegistry, DiscoveryError
+    from core.model.runner import ActionRunner
+
     if not local and (missing := settings.missing_connection_settings()):
         return fail(f"{' and '.join(missing)} must be set (or run with --local)")
     try:
