@@ -1,13 +1,13 @@
 """The developer sub-commands on the command line: ``actions``, ``call``, ``new``, ``schema``.
 
-They make writing and trying an action quick, with no hub at all:
+They make writing, trying and publishing an action quick, with no hub at all:
 
 * ``actions``: the catalog as the hub receives it, a table of it, the connection URL size
   (`core.dev.catalog`);
 * ``call NAME '{"field": ...}'``: runs one action locally as the service would
   (`core.dev.call`);
 * ``new NAME``: writes a new action module and its test from a template (`core.dev.scaffold`);
-* ``schema --format jsonschema|openai|mcp``: exports the actions (`core.dev.schema`).
+* ``schema --format jsonschema|openai|mcp|openapi``: exports the actions (`core.dev.schema`).
 
 ``entrypoint.py`` wires them in: `add_subcommands` adds the sub-parsers and
 `run_subcommand` runs the chosen one and returns the exit code. Only the chosen command's
@@ -30,6 +30,7 @@ from core.dev.command import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    SERVICE_ID_VARIABLE,
     CommandError,
 )
 from core.settings import Settings
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 SUBCOMMANDS: Final = ("actions", "call", "new", "schema")
-SCHEMA_FORMATS: Final = ("jsonschema", "openai", "mcp")
+SCHEMA_FORMATS: Final = ("jsonschema", "openai", "mcp", "openapi")
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -99,15 +100,27 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
     schema = subparsers.add_parser(
         "schema",
-        help="export the actions as JSON Schema, OpenAI tools or MCP tools",
+        help="export the actions as JSON Schema, OpenAI tools, MCP tools or OpenAPI",
         description="Print every action as JSON Schema (keyed by name), as OpenAI "
-        "function-calling tools, or as MCP tool definitions.",
+        "function-calling tools, as MCP tool definitions, or as an OpenAPI 3.1 document "
+        "for calling them through the hub's HTTP front.",
     )
     schema.add_argument(
         "--format",
         choices=SCHEMA_FORMATS,
         default="jsonschema",
         help="the output format (default: jsonschema)",
+    )
+    schema.add_argument(
+        "--service-id",
+        metavar="ID",
+        help=f"openapi: the service's id on the hub (default: {SERVICE_ID_VARIABLE}, if set)",
+    )
+    schema.add_argument(
+        "--server",
+        metavar="URL",
+        help="openapi: the hub's HTTP address for the servers entry "
+        "(default: http://localhost:4000, the local hub)",
     )
 
 

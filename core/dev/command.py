@@ -23,6 +23,10 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
+# The service's id on the hub, which its callers need: read by ``schema --format openapi``
+# only, never by the service.
+SERVICE_ID_VARIABLE: Final = "PLUGBOARD_SERVICE_ID"
+
 
 class CommandError(Exception):
     """A user error: shown as one ``error:`` line on stderr and ends with `exit_code`."""

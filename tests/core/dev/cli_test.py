@@ -86,6 +86,7 @@ class LazyLoadingTest(CommandTestCase):
         cls.results = run_all(
             {
                 "schema": partial(run_cli, env, "schema"),
+                "openapi": partial(run_cli, env, "schema", "--format", "openapi"),
                 "actions": partial(run_cli, env, "actions"),
                 "local": partial(run_cli, env, "call", "Plot", "{}"),
             }
@@ -97,9 +98,13 @@ class LazyLoadingTest(CommandTestCase):
         return modules
 
     def test_schema_loads_no_database_hub_link_or_executor(self) -> None:
-        self.assertEqual(self.results["schema"].returncode, 0)
-        modules = self.modules("schema")
-        self.assertEqual(loaded(modules, DATABASE + HUB_LINK + EXECUTOR + WEB_SERVER), [])
+        for name in ("schema", "openapi"):
+            with self.subTest(name=name):
+                self.assertEqual(self.results[name].returncode, 0)
+                modules = self.modules(name)
+                self.assertEqual(loaded(modules, DATABASE + HUB_LINK + EXECUTOR + WEB_SERVER), [])
+        self.assertIn("core.dev.openapi", self.modules("openapi"))
+        self.assertNotIn("core.dev.openapi", self.modules("schema"))
 
     def test_actions_loads_the_hub_client_but_no_database(self) -> None:
         self.assertEqual(self.results["actions"].returncode, 0)
@@ -113,6 +118,20 @@ class LazyLoadingTest(CommandTestCase):
         for module in ("sqlalchemy", "alembic", "core.execution.executor"):
             self.assertIn(module, modules)
         self.assertEqual(loaded(modules, WEB_SERVER), [])
+
+
+class RefusedArgumentsTest(CommandTestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.folder = class_folder(cls)
+        plain = actions_folder(cls.folder, "plain", PLAIN_ACTIONS)
+        env = cli_env(cls.folder, ACTIONS_PATH=str(plain))
+        cls.results = run_all(
+            {"schema_server": partial(run_cli, env, "schema", "--server", "http://hub")}
+        )
+
+    def test_openapi_options_need_openapi(self) -> None:
+        self.assert_one_line_error(self.results["schema_server"], 2, "--format openapi")
 
 
 class RunSubcommandTest(unittest.TestCase):

@@ -7,6 +7,9 @@ import unittest
 from functools import partial
 from typing import Any
 
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+from core.dev.openapi import openapi_document
 from tests.core.dev.cli_support import (
     ACTIONS,
     CommandTestCase,
@@ -15,6 +18,8 @@ from tests.core.dev.cli_support import (
     run_all,
     run_cli,
 )
+
+OPENAPI = ("schema", "--format", "openapi")
 
 
 class SchemaCommandTest(CommandTestCase):
@@ -28,6 +33,23 @@ class SchemaCommandTest(CommandTestCase):
                 "openai": partial(run_cli, env, "schema", "--format", "openai"),
                 "mcp": partial(run_cli, env, "schema", "--format", "mcp"),
                 "xml": partial(run_cli, env, "schema", "--format", "xml"),
+                "openapi": partial(
+                    run_cli,
+                    env,
+                    *OPENAPI,
+                    "--service-id",
+                    "12",
+                    "--server",
+                    "https://hub.example.com/",
+                ),
+                "openapi_env": partial(
+                    run_cli, cli_env(cls.folder, PLUGBOARD_SERVICE_ID="5"), *OPENAPI
+                ),
+                "bad_id": partial(run_cli, env, *OPENAPI, "--service-id", "abc"),
+                "bad_env_id": partial(
+                    run_cli, cli_env(cls.folder, PLUGBOARD_SERVICE_ID="-1"), *OPENAPI
+                ),
+                "bad_server": partial(run_cli, env, *OPENAPI, "--server", "hub.example.com"),
             }
         )
 
@@ -62,6 +84,29 @@ class SchemaCommandTest(CommandTestCase):
             self.assertIn("properties", tool["inputSchema"])
         greet = next(tool for tool in tools if tool["name"] == "Greet")
         self.assertEqual(greet["inputSchema"]["properties"]["greeting"]["default"], "Hello")
+
+    def test_openapi_document(self) -> None:
+        document = self.output("openapi")
+        validate(document, cls=OpenAPIV31SpecValidator)
+        self.assertEqual(
+            document,
+            json.loads(json.dumps(openapi_document(ACTIONS, 12, "https://hub.example.com"))),
+        )
+        self.assertEqual(document["servers"], [{"url": "https://hub.example.com"}])
+        mapping = document["components"]["schemas"]["ActionRequest"]["discriminator"]["mapping"]
+        self.assertEqual(list(mapping), list(ACTIONS))
+
+    def test_openapi_service_id_from_the_environment(self) -> None:
+        document = self.output("openapi_env")
+        member = document["components"]["schemas"]["EchoRequest"]
+        self.assertEqual(member["properties"]["service_id"]["default"], 5)
+
+    def test_openapi_refuses_what_callers_could_not_use(self) -> None:
+        self.assert_one_line_error(self.results["bad_id"], 2, "--service-id", "positive integer")
+        self.assert_one_line_error(
+            self.results["bad_env_id"], 2, "PLUGBOARD_SERVICE_ID", "positive integer"
+        )
+        self.assert_one_line_error(self.results["bad_server"], 2, "--server", "https://")
 
     def test_unknown_format_is_a_usage_error(self) -> None:
         result = self.results["xml"]
