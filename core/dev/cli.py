@@ -5,7 +5,8 @@ They make writing, trying and publishing an action quick, with no hub at all:
 * ``actions``: the catalog as the hub receives it, a table of it, the connection URL size
   (`core.dev.catalog`);
 * ``call NAME '{"field": ...}'``: runs one action locally as the service would
-  (`core.dev.call`);
+  (`core.dev.call`); with ``--hub URL``, calls it through a hub's HTTP front instead
+  (`core.dev.remote_call`);
 * ``new NAME``: writes a new action module and its test from a template (`core.dev.scaffold`);
 * ``schema --format jsonschema|openai|mcp|openapi``: exports the actions (`core.dev.schema`).
 
@@ -31,6 +32,7 @@ from core.dev.command import (
     EXIT_OK,
     EXIT_USAGE,
     SERVICE_ID_VARIABLE,
+    TOKEN_VARIABLE,
     CommandError,
 )
 from core.settings import Settings
@@ -64,10 +66,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
     call = subparsers.add_parser(
         "call",
-        help="validate and run one action locally",
+        help="run one action locally, or through a hub with --hub",
         description="Validate and run one action locally, as the service would (same "
         "validation, time limit and status codes, database initialized and migrated), then "
-        "print the response and its status. Exit code 0 for a 2xx status, 1 otherwise.",
+        "print the response and its status. With --hub, call the action through that hub's "
+        f"HTTP front instead (the account token comes from {TOKEN_VARIABLE}). Exit code 0 "
+        "for a success, 1 otherwise.",
     )
     call.add_argument("name", metavar="NAME", help="the action's name, e.g. Echo")
     call.add_argument(
@@ -78,6 +82,28 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "out when stdin is not a terminal (otherwise no fields: {})",
     )
     call.add_argument("--json", action="store_true", help="print only the response JSON")
+    remote = call.add_argument_group(
+        "through a hub", f"The account token is read from {TOKEN_VARIABLE}, never an argument."
+    )
+    remote.add_argument(
+        "--hub",
+        metavar="URL",
+        help="the hub's HTTP address, e.g. https://hub.example.com; POSTs to URL/",
+    )
+    remote.add_argument(
+        "--service-id",
+        metavar="ID",
+        help=f"the service's id on the hub (default: {SERVICE_ID_VARIABLE})",
+    )
+    remote.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        help="how long to wait for the hub's answer (default: 35; the hub gives up at 30)",
+    )
+    # Accepted only to be refused with a clear message (see `_refuse_token`).
+    for flag in ("--token", "--api-token"):
+        call.add_argument(flag, dest="token_argument", help=argparse.SUPPRESS)
 
     new = subparsers.add_parser(
         "new",
@@ -156,9 +182,16 @@ def _load(name: str, args: argparse.Namespace) -> Command:
 
         return catalog.run
     if name == "call":
-        from core.dev import call
+        _refuse_token(args)
+        if args.hub is None:
+            if args.service_id is not None or args.timeout is not None:
+                raise CommandError("--service-id and --timeout go with --hub")
+            from core.dev import call
 
-        return call.run
+            return call.run
+        from core.dev import remote_call
+
+        return remote_call.run
     if name == "new":
         from core.dev import scaffold
 
@@ -166,3 +199,12 @@ def _load(name: str, args: argparse.Namespace) -> Command:
     from core.dev import schema
 
     return schema.run
+
+
+def _refuse_token(args: argparse.Namespace) -> None:
+    """A token given as an argument is refused (its value is never repeated)."""
+    if getattr(args, "token_argument", None) is not None:
+        raise CommandError(
+            "the account token is not taken as an argument (the process list and the shell "
+            f"history would show it): set {TOKEN_VARIABLE} instead"
+        )

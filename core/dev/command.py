@@ -23,9 +23,11 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
-# The service's id on the hub, which its callers need: read by ``schema --format openapi``
-# only, never by the service.
+# What a caller of the service needs, read by ``call --hub`` (both) and ``schema --format
+# openapi`` (the id) only, never by the service: the service's id on the hub, and an account
+# token for the hub's HTTP front.
 SERVICE_ID_VARIABLE: Final = "PLUGBOARD_SERVICE_ID"
+TOKEN_VARIABLE: Final = "PLUGBOARD_API_TOKEN"
 
 
 class CommandError(Exception):

@@ -83,11 +83,15 @@ class LazyLoadingTest(CommandTestCase):
         cls.folder = class_folder(cls)
         plain = actions_folder(cls.folder, "plain", PLAIN_ACTIONS)
         env = cli_env(cls.folder, ACTIONS_PATH=str(plain), PYTHONPROFILEIMPORTTIME="1")
+        closed_port = "http://127.0.0.1:9"  # discard: nothing listens there
         cls.results = run_all(
             {
                 "schema": partial(run_cli, env, "schema"),
                 "openapi": partial(run_cli, env, "schema", "--format", "openapi"),
                 "actions": partial(run_cli, env, "actions"),
+                "remote": partial(
+                    run_cli, env, "call", "Plot", "{}", "--hub", closed_port, "--service-id", "1"
+                ),
                 "local": partial(run_cli, env, "call", "Plot", "{}"),
             }
         )
@@ -112,6 +116,12 @@ class LazyLoadingTest(CommandTestCase):
         self.assertIn("core.hub.client", modules)
         self.assertEqual(loaded(modules, DATABASE + WEB_SERVER), [])
 
+    def test_remote_call_loads_no_database_hub_link_or_executor(self) -> None:
+        self.assertEqual(self.results["remote"].returncode, 1)
+        modules = self.modules("remote")
+        self.assertIn("core.dev.remote_call", modules)
+        self.assertEqual(loaded(modules, DATABASE + HUB_LINK + EXECUTOR + WEB_SERVER), [])
+
     def test_local_call_loads_the_database_and_the_executor(self) -> None:
         self.assertEqual(self.results["local"].returncode, 0, self.results["local"].stderr)
         modules = self.modules("local")
@@ -126,9 +136,28 @@ class RefusedArgumentsTest(CommandTestCase):
         cls.folder = class_folder(cls)
         plain = actions_folder(cls.folder, "plain", PLAIN_ACTIONS)
         env = cli_env(cls.folder, ACTIONS_PATH=str(plain))
+        hub = ("--hub", "http://127.0.0.1:9", "--service-id", "1")
         cls.results = run_all(
-            {"schema_server": partial(run_cli, env, "schema", "--server", "http://hub")}
+            {
+                "token": partial(run_cli, env, "call", "Plot", "{}", *hub, "--token", "s3cr3t"),
+                "api_token": partial(run_cli, env, "call", "Plot", "--api-token=s3cr3t", *hub),
+                "local_token": partial(run_cli, env, "call", "Plot", "--token", "s3cr3t"),
+                "service_id": partial(run_cli, env, "call", "Plot", "{}", "--service-id", "1"),
+                "timeout": partial(run_cli, env, "call", "Plot", "{}", "--timeout", "3"),
+                "schema_server": partial(run_cli, env, "schema", "--server", "http://hub"),
+            }
         )
+
+    def test_a_token_argument_is_refused_without_repeating_it(self) -> None:
+        for name in ("token", "api_token", "local_token"):
+            with self.subTest(name=name):
+                result = self.results[name]
+                self.assert_one_line_error(result, 2, "PLUGBOARD_API_TOKEN")
+                self.assertNotIn("s3cr3t", result.stdout + result.stderr)
+
+    def test_hub_options_need_hub(self) -> None:
+        self.assert_one_line_error(self.results["service_id"], 2, "--service-id", "--hub")
+        self.assert_one_line_error(self.results["timeout"], 2, "--timeout", "--hub")
 
     def test_openapi_options_need_openapi(self) -> None:
         self.assert_one_line_error(self.results["schema_server"], 2, "--format openapi")
