@@ -3,6 +3,9 @@
 With no options it connects to the hub named by ``WEBSOCKET_URL`` and ``TOKEN``. With
 ``--local`` it starts the embedded local hub in the same process and connects to it, so the
 service can be tried without a Plugboard.
+
+The hub client and the database stack are imported by `serve` when it runs, so that a
+developer command loads only what it uses (`core.dev.cli` does the same per command).
 """
 
 from __future__ import annotations
@@ -14,21 +17,16 @@ import logging
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-
-from sqlalchemy import text
+from typing import TYPE_CHECKING
 
 from core import json_codec
-from core.db.database import database
-from core.db.errors import DatabaseConfigError, DatabaseStartupError
-from core.db.urls import DatabaseSettings
 from core.dev import cli as devtools
-from core.hub.client import PlugboardClient
-from core.hub.event_handler import EventHandler
 from core.log import configure_logging
-from core.model.registry import ActionRegistry, DiscoveryError
-from core.model.runner import ActionRunner
 from core.redaction import printable
 from core.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from core.model.runner import ActionRunner
 
 logger = logging.getLogger("entrypoint")
 
@@ -42,14 +40,20 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def load_configuration(environ: Mapping[str, str] | None = None) -> Settings:
+def load_configuration(
+    environ: Mapping[str, str] | None = None, *, database: bool = True
+) -> Settings:
     """Every setting, checked before anything starts; `SettingsError` (one line) otherwise.
 
-    A configured database's URL is parsed too (without connecting), so a malformed one
-    stops start-up like any other bad setting.
+    With `database` (the service, and the commands that use the database), a configured
+    database's URL is parsed too (without connecting), so a malformed one stops start-up
+    like any other bad setting; the other commands skip it and never load SQLAlchemy.
     """
     settings = load_settings(environ)
-    if settings.database_configured:
+    if database and settings.database_configured:
+        from core.db.errors import DatabaseConfigError
+        from core.db.urls import DatabaseSettings
+
         try:
             DatabaseSettings.from_config(settings.database)
         except DatabaseConfigError as error:
@@ -68,12 +72,17 @@ def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionR
 
 def prepare_database(settings: Settings) -> None:
     """Initialize the database and migrate it to head (serialized across replicas)."""
+    from core.db.database import database
+
     database.initialize(config=settings.database)
     database.migrate()
 
 
 async def database_ready() -> str | None:
     """Readiness check: None when the database answers ``SELECT 1``."""
+    from sqlalchemy import text
+
+    from core.db.database import database
 
     def ping() -> None:
         with database.engine.connect() as connection:
@@ -86,6 +95,12 @@ async def database_ready() -> str | None:
 async def serve(settings: Settings, local: bool, local_port: int) -> int:
     """Discover actions and events, prepare the database, optionally start the local hub,
     and run the client until it stops."""
+    from core.db.errors import DatabaseConfigError, DatabaseStartupError
+    from core.hub.client import PlugboardClient
+    from core.hub.event_handler import EventHandler
+    from core.model.registry import ActionRegistry, DiscoveryError
+    from core.model.runner import ActionRunner
+
     if not local and (missing := settings.missing_connection_settings()):
         return fail(f"{' and '.join(missing)} must be set (or run with --local)")
     try:
@@ -144,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     devtools.add_subcommands(commands)
     args = parser.parse_args(argv)
     try:
-        settings = load_configuration()
+        # The service and a local `call` use the database; the other commands never do.
+        uses_database = args.command is None or (
+            args.command == "call" and getattr(args, "hub", None) is None
+        )
+        settings = load_configuration(database=uses_database)
     except SettingsError as error:
         return fail(str(error))
     configure_logging(settings.log_level, settings.log_format)
