@@ -101,7 +101,13 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         description="Print the catalog JSON exactly as the hub receives it, a table of the "
         "actions and their fields, and the size of the connection URL that carries it.",
     )
-    actions.add_argument("--json", action="store_true", help="print only the catalog JSON")
+    shown = actions.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print only the catalog JSON")
+    shown.add_argument(
+        "--hash",
+        action="store_true",
+        help="print only the catalog's hash (as in the 403 log line and /metrics)",
+    )
 
     call = subparsers.add_parser(
         "call",
@@ -239,10 +245,13 @@ class _Row:
 
 
 def _actions_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``actions [--json]``: the catalog JSON, a table and the connection URL size."""
+    """``actions [--json | --hash]``: the catalog JSON, a table and the connection URL size."""
     actions = _load_actions(settings.actions_path)
     client, assumed = _offline_client(settings, actions)
     out = sys.stdout
+    if args.hash:
+        out.write(client.catalog_hash + "\n")
+        return EXIT_OK
     out.write(client.catalog_json + "\n")
     if args.json:
         return EXIT_OK
