@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from core import json_codec
 from core.dev.command import EXIT_OK, display_path, load_actions
 from core.dev.offline import offline_client
 from core.hub.client import URL_SIZE_WARNING
+from core.model.registry import catalog_hash, catalog_json
 from core.model.runner import ActionRunner
 from core.settings import Settings
 
@@ -37,12 +37,14 @@ class _Row:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """``actions [--json]``: the catalog JSON, a table and the connection URL size."""
+    """``actions [--json | --hash]``: the catalog JSON, a table and the connection URL size."""
     actions = load_actions(settings.actions_path)
     out = sys.stdout
-    # The catalog parameter of the connection URL, built as the client builds it.
-    out.write(json_codec.dumps({name: action.to_dict() for name, action in actions.items()}))
-    out.write("\n")
+    catalog = catalog_json(actions)
+    if args.hash:
+        out.write(catalog_hash(catalog) + "\n")
+        return EXIT_OK
+    out.write(catalog + "\n")
     if args.json:
         return EXIT_OK
     out.write("\n")

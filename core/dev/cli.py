@@ -62,7 +62,13 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         description="Print the catalog JSON exactly as the hub receives it, a table of the "
         "actions and their fields, and the size of the connection URL that carries it.",
     )
-    actions.add_argument("--json", action="store_true", help="print only the catalog JSON")
+    shown = actions.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print only the catalog JSON")
+    shown.add_argument(
+        "--hash",
+        action="store_true",
+        help="print only the catalog's hash (as in the 403 log line, /metrics and the pod label)",
+    )
 
     call = subparsers.add_parser(
         "call",

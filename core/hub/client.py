@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -43,7 +42,7 @@ from core.hub.socket import PhoenixSocket
 from core.hub.timers import Cancellable
 from core.hub.transport import HubTransport
 from core.log import RateLimitedLog, redact_url, secret_filter, truncate
-from core.model.registry import ActionRegistry
+from core.model.registry import ActionRegistry, catalog_hash, catalog_json
 from core.model.runner import ActionRunner
 from core.settings import Settings
 from schemas.service import Service
@@ -123,11 +122,10 @@ class PlugboardClient:
             events = ActionRegistry.discover(settings.events_path, EventHandler)
         self._handlers: dict[str, EventHandler] = {name: cls() for name, cls in events.items()}
         self.serializer = serializer_for(settings.phoenix_vsn)
-        self.catalog: dict[str, Any] = {name: a.to_dict() for name, a in self.actions.items()}
-        self.catalog_json = json_codec.dumps(self.catalog)
-        # Short enough to read in a log line or a pod label; replicas that may serve side by
-        # side on one hub have the same hash.
-        self.catalog_hash = hashlib.sha256(self.catalog_json.encode()).hexdigest()[:12]
+        self.catalog_json = catalog_json(self.actions)
+        self.catalog: dict[str, Any] = json_codec.loads(self.catalog_json)
+        # Short enough to read in a log line or a pod label.
+        self.catalog_hash = catalog_hash(self.catalog_json)
         self._token = settings.token
         self._next_token_id: int | str | None = None
         secret_filter.add(self._token)

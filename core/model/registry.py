@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -12,11 +13,23 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from core import json_codec
 from core.model.runner import ActionRunner
 from core.model.schema import ActionSchema
 from core.redaction import truncate
 
 logger = logging.getLogger(__name__)
+
+
+def catalog_json(actions: Mapping[str, type[ActionRunner]]) -> str:
+    """The catalog as the hub receives it in the connection URL: compact JSON, one entry per
+    action (``{name: {"description", "fields"}}``)."""
+    return json_codec.dumps({name: action.to_dict() for name, action in actions.items()})
+
+
+def catalog_hash(catalog: str) -> str:
+    """A short hash of a catalog's JSON: replicas that can serve side by side share it."""
+    return hashlib.sha256(catalog.encode()).hexdigest()[:12]
 
 
 class DiscoveryError(Exception):

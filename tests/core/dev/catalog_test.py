@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import unittest
 from functools import partial
 
@@ -33,6 +34,10 @@ class ActionsCommandTest(CommandTestCase):
             {
                 "table": partial(run_cli, env, "actions"),
                 "json": partial(run_cli, env, "actions", "--json"),
+                "hash": partial(run_cli, env, "actions", "--hash"),
+                "extra_hash": partial(
+                    run_cli, cli_env(cls.folder, ACTIONS_PATH=str(extra)), "actions", "--hash"
+                ),
                 "big": partial(run_cli, cli_env(cls.folder, ACTIONS_PATH=str(extra)), "actions"),
                 "broken": partial(
                     run_cli, cli_env(cls.folder, ACTIONS_PATH=str(broken)), "actions"
@@ -60,6 +65,17 @@ class ActionsCommandTest(CommandTestCase):
         result = self.results["json"]
         self.assert_ok(result)
         self.assertEqual(result.stdout, CATALOG_JSON + "\n")
+
+    def test_hash_prints_only_the_catalogs_hash(self) -> None:
+        result = self.results["hash"]
+        self.assert_ok(result)
+        self.assertEqual(
+            result.stdout, hashlib.sha256(CATALOG_JSON.encode()).hexdigest()[:12] + "\n"
+        )
+        other = self.results["extra_hash"]
+        self.assert_ok(other)
+        self.assertRegex(other.stdout, r"^[0-9a-f]{12}\n$")
+        self.assertNotEqual(other.stdout, result.stdout)
 
     def test_warns_when_the_url_is_too_long(self) -> None:
         result = self.results["big"]
