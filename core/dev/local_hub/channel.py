@@ -1,0 +1,109 @@
+"""The ``service`` channel of the local hub: joining, leaving, and what crashes it.
+
+What a consumer's messages do once its socket is up (heartbeats aside, which the socket
+answers itself):
+
+* ``phx_join`` on ``service``: the consumer enters the rotation. The reply carries the
+  service record, the token's record (without its value) and ``num_consumers``; the other
+  joined consumers get a ``num_consumers`` push. Joining again on the same socket closes the
+  first join (``phx_close`` with the old join ref).
+* ``response`` on the joined topic: handed to the request waiting on its ``ref``.
+* ``phx_leave`` on the joined topic: an ok reply, then ``phx_close``; out of the rotation.
+* any other event on the joined topic crashes the channel, as on the real hub:
+  ``phx_error`` with the join ref, out of the rotation, the socket stays open.
+* anything on a topic the socket has not joined: an error reply ``unmatched topic``.
+
+Each leave is announced twice to the remaining consumers, as the real hub does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from core.dev.local_hub.consumer import SERVICE_TOPIC, Consumer
+from core.dev.local_hub.routing import Router
+from core.dev.local_hub.service import HostedService, public_token
+from core.hub.phoenix import PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, Message
+
+logger = logging.getLogger("core.local_hub")
+
+
+class ServiceChannel:
+    """The conversation on topic ``service`` for every consumer of the hosted service."""
+
+    def __init__(
+        self, service: HostedService, router: Router, on_change: Callable[[], None]
+    ) -> None:
+        self.service = service
+        self.router = router
+        self._on_change = on_change
+
+    async def handle(self, consumer: Consumer, message: Message) -> None:
+        """Act on one message from `consumer` (anything but a heartbeat)."""
+        if message.topic == SERVICE_TOPIC and message.event == PHX_JOIN:
+            await self.join(consumer, message)
+            return
+        if message.topic != SERVICE_TOPIC or not consumer.joined:
+            await consumer.reply(message, "error", {"reason": "unmatched topic"})
+            return
+        if message.event == "response":
+            if not self.router.resolve(message.ref, message.payload):
+                logger.debug("consumer %d: response for unknown ref ignored", consumer.id)
+            return
+        join_ref = consumer.join_ref
+        if message.event == PHX_LEAVE:
+            await consumer.reply(message, "ok", {})
+            await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, join_ref, join_ref))
+            await self.leave(consumer)
+            logger.info("consumer %d left", consumer.id)
+            return
+        logger.warning(
+            "consumer %d sent illegal event %r on the service topic: phx_error",
+            consumer.id,
+            message.event,
+        )
+        await consumer.send(Message(SERVICE_TOPIC, PHX_ERROR, {}, join_ref, join_ref))
+        await self.leave(consumer)
+
+    async def join(self, consumer: Consumer, message: Message) -> None:
+        """Join `consumer` (closing its earlier join first) and tell the others."""
+        if consumer.joined:
+            old_ref = consumer.join_ref
+            await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, old_ref, old_ref))
+            await self.leave(consumer)
+        consumer.joined = True
+        consumer.join_ref = message.join_ref if message.join_ref is not None else message.ref
+        self.router.add(consumer)
+        count = len(self.router.joined)
+        await consumer.reply(message, "ok", self.join_response(consumer, count))
+        logger.info("consumer %d joined (%d joined)", consumer.id, count)
+        await self.announce(exclude=consumer)
+        self._on_change()
+
+    def join_response(self, consumer: Consumer, count: int) -> dict[str, Any]:
+        """The ``response`` of an ok join reply."""
+        return {
+            "service": dict(self.service.record),
+            "token": public_token(consumer.token),
+            "num_consumers": count,
+        }
+
+    async def leave(self, consumer: Consumer) -> None:
+        """Take a consumer out of the rotation and tell the others (twice, like the hub)."""
+        if not consumer.joined:
+            return
+        consumer.joined = False
+        consumer.join_ref = None
+        self.router.remove(consumer)
+        self._on_change()
+        await self.announce(exclude=consumer)
+        await self.announce(exclude=consumer)
+
+    async def announce(self, exclude: Consumer) -> None:
+        """Push ``num_consumers`` to every joined consumer but `exclude`."""
+        payload = {"num_consumers": len(self.router.joined)}
+        for other in list(self.router.joined):
+            if other is not exclude:
+                await other.push("num_consumers", payload)
