@@ -39,7 +39,7 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionRunner]]) -> str:
+def example_curl(http_url: str, service_id: int, actions: dict[str, type[ActionRunner]]) -> str:
     """A curl command line that calls an example action through the local hub."""
     action, fields = "Echo", {"message": "hello"}
     if action not in actions and actions:

@@ -79,7 +79,7 @@ class HttpFront:
         """Call `action` of service `service_id`; return the HTTP status and JSON body."""
         if self.stopping.is_set():
             return 503, error_body("Hub is shutting down")
-        if self.service.deleted or str(service_id) != self.service.id:
+        if self.service.deleted or not self.service.matches(service_id):
             return 422, error_body(f"Service {service_id} not found")
         delivery = await self.router.call(
             action,

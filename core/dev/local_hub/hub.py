@@ -116,6 +116,7 @@ class LocalHub:
         port: int = 0,
         tokens: Iterable[str] = ("local-dev-token",),
         service_name: str = "local",
+        service_id: int = 1,
         request_timeout: float = 30.0,
         idle_timeout: float = 60.0,
         max_in_flight: int | None = None,
@@ -128,7 +129,9 @@ class LocalHub:
         self.catalog: Any | None = None
         self.received: deque[tuple[int, Message]] = deque(maxlen=RECEIVED_LIMIT)
 
-        self._service = HostedService(service_name, list(tokens))
+        if isinstance(service_id, bool) or not isinstance(service_id, int) or service_id < 1:
+            raise ValueError("service_id must be a positive integer, like a database serial")
+        self._service = HostedService(service_name, list(tokens), service_id)
         self._router = Router(max_in_flight)
         self._channel = ServiceChannel(self._service, self._router, self._notify)
         self._front = HttpFront(self._service, self._router, request_timeout, api_token)
@@ -211,7 +214,7 @@ class LocalHub:
         return self._service.record
 
     @property
-    def service_id(self) -> str:
+    def service_id(self) -> int:
         """The id of the hosted service (the ``service_id`` of HTTP requests)."""
         return self._service.id
 
@@ -309,8 +312,8 @@ class LocalHub:
         record = self._service.token(value) or self._service.add_token(value)
         return dict(record)
 
-    async def delete_token(self, token_id_or_value: str) -> None:
-        """Revoke a token (by id or value) and push ``token_deleted`` (without its value).
+    async def delete_token(self, token_id_or_value: int | str) -> None:
+        """Revoke a token (by integer id or by value); push ``token_deleted`` (no value in it).
 
         Sockets already connected with it stay open, as on the real hub.
         """

@@ -4,11 +4,14 @@ The hub's database, reduced to what a consumer sees: the service record sent in 
 reply and in ``service_updated``/``service_deleted``, and the service's API tokens, whose
 values a consumer connects with and whose records (without the value) appear in the join
 reply and in ``token_created``/``token_deleted``.
+
+Ids are integers, as the real hub's database serials: the service's id (1 unless chosen),
+and tokens numbered 1, 2, ... in the order they were created, never reused.
 """
 
 from __future__ import annotations
 
-import uuid
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,23 +36,36 @@ def public_token(record: dict[str, Any]) -> dict[str, Any]:
 class HostedService:
     """The hosted service and its tokens, keyed by value."""
 
-    def __init__(self, name: str, tokens: tuple[str, ...] | list[str]) -> None:
+    def __init__(self, name: str, tokens: tuple[str, ...] | list[str], service_id: int = 1) -> None:
         created = timestamp()
         self.record: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
+            "id": service_id,
             "name": name,
             "inserted_at": created,
             "updated_at": created,
         }
         self.tokens: dict[str, dict[str, Any]] = {}
         self.deleted = False
+        self._token_ids = itertools.count(1)
         for value in tokens:
             self.add_token(value)
 
     @property
-    def id(self) -> str:
+    def id(self) -> int:
         """The service's id."""
-        return str(self.record["id"])
+        return int(self.record["id"])
+
+    def matches(self, service_id: Any) -> bool:
+        """True when `service_id` (from a caller) names this service.
+
+        Like the real hub, the id is matched as text: the integer or its decimal string
+        (``1`` or ``"1"``), not ``"01"``, ``1.0`` or ``true``.
+        """
+        if isinstance(service_id, bool):
+            return False
+        if isinstance(service_id, int):
+            return service_id == self.id
+        return isinstance(service_id, str) and service_id == str(self.id)
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply `changes` to the record; ``updated_at`` moves to now unless given."""
@@ -70,7 +86,7 @@ class HostedService:
         """Accept `value` as a token and return its new record (with the value)."""
         now = datetime.now(UTC)
         record = {
-            "id": str(uuid.uuid4()),
+            "id": next(self._token_ids),
             "value": value,
             "context": TOKEN_CONTEXT,
             "service_id": self.id,
@@ -80,10 +96,13 @@ class HostedService:
         self.tokens[value] = record
         return record
 
-    def remove_token(self, id_or_value: str) -> dict[str, Any]:
-        """Revoke the token with this id or value and return its record; KeyError if none."""
+    def remove_token(self, id_or_value: int | str) -> dict[str, Any]:
+        """Revoke the token with this id (int) or value (str) and return its record.
+
+        KeyError when no accepted token has that id or value.
+        """
         for value, record in list(self.tokens.items()):
-            if id_or_value in (record["id"], value):
+            if record["id"] == id_or_value or value == id_or_value:
                 del self.tokens[value]
                 return record
         raise KeyError("no such token")

@@ -21,7 +21,10 @@ class ServiceChannelTest(LocalHubTestCase):
         response = reply["payload"]["response"]
         self.assertEqual(set(response), {"service", "token", "num_consumers"})
         self.assertEqual(set(response["service"]), {"id", "name", "inserted_at", "updated_at"})
-        self.assertEqual(response["service"]["id"], self.hub.service_id)
+        # Integer ids, as the real hub's database serials: service 1, token 1.
+        self.assertEqual(response["service"]["id"], 1)
+        self.assertEqual(self.hub.service_id, 1)
+        self.assertEqual((response["token"]["id"], response["token"]["service_id"]), (1, 1))
         self.assertEqual(
             set(response["token"]), {"id", "context", "service_id", "inserted_at", "expires_at"}
         )

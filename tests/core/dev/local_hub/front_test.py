@@ -49,6 +49,21 @@ class HttpFrontTest(LocalHubTestCase):
         await self.answer_one(websocket, {"status": "success", "message": None})
         self.assertEqual((await call)[0], 200)
 
+    async def test_service_id_is_the_number_or_its_decimal_string(self) -> None:
+        websocket = await self.connect()
+        await self.join(websocket)
+        for service_id in (1, "1"):
+            with self.subTest(service_id=service_id):
+                body = {"service_id": service_id, "action": "Echo", "fields": {}}
+                call = asyncio.create_task(self.post(body))
+                await self.answer_one(websocket, {"status": "success", "message": "ok"})
+                self.assertEqual((await call)[0], 200)
+        # The real hub matches the id's text exactly: no other spelling reaches the service.
+        for service_id in ("01", 1.0, " 1", True, None, 2, "abc"):
+            with self.subTest(service_id=service_id):
+                body = {"service_id": service_id, "action": "Echo", "fields": {}}
+                self.assertEqual((await self.post(body))[0], 422)
+
     async def test_http_validation_and_no_consumer(self) -> None:
         status, body = await self.post({"action": "Echo"})
         self.assertEqual(

@@ -110,11 +110,13 @@ class LocalHubTest(LocalHubTestCase):
         push = await self.recv(websocket)
         self.assertEqual(push["event"], "service_updated")
         self.assertEqual(push["payload"]["service"]["name"], "renamed")
+        self.assertEqual(push["payload"]["service"]["id"], 1)
 
         token = await self.hub.create_token()
         self.secrets.add(token["value"])
         push = await self.recv(websocket)
         self.assertEqual((push["event"], push["payload"]["token"]), ("token_created", token))
+        self.assertEqual((token["id"], token["service_id"]), (2, 1))  # after the first token
         self.assertIn(token["value"], self.hub.tokens)
         await self.connect(token=token["value"])
 
@@ -122,16 +124,18 @@ class LocalHubTest(LocalHubTestCase):
         push = await self.recv(websocket)
         self.assertEqual(push["event"], "token_deleted")
         self.assertNotIn("value", push["payload"]["token"])
+        self.assertEqual(push["payload"]["token"]["id"], 2)
         status, _ = await self.refused_status(self.consumer_url(token=token["value"]))
         self.assertEqual(status, 403)
-        self.assertEqual(self.hub.accept_token(token["value"])["value"], token["value"])
+        again = self.hub.accept_token(token["value"])
+        self.assertEqual((again["value"], again["id"]), (token["value"], 3))
         await self.connect(token=token["value"])  # accepted again, without a push
         await self.hub.delete_token(token["value"])
         self.assertEqual((await self.recv(websocket))["event"], "token_deleted")
 
         await self.hub.push_service_deleted()
         push = await self.recv(websocket)
-        self.assertEqual(push["event"], "service_deleted")
+        self.assertEqual((push["event"], push["payload"]["service"]["id"]), ("service_deleted", 1))
         status, _ = await self.refused_status(self.consumer_url())
         self.assertEqual(status, 403)
 

@@ -27,6 +27,18 @@ class HostedServiceTest(unittest.TestCase):
         self.assertGreater(record["expires_at"], record["inserted_at"])
         self.assertIsNone(service.token("c"))
 
+    def test_ids_are_serials_like_the_real_hubs(self) -> None:
+        service = HostedService("s", ["a", "b"])
+        self.assertEqual(service.id, 1)
+        self.assertEqual([record["id"] for record in service.tokens.values()], [1, 2])
+        self.assertEqual(service.add_token("c")["id"], 3)
+        service.remove_token("c")
+        self.assertEqual(service.add_token("d")["id"], 4)  # a serial is never reused
+        self.assertEqual({record["service_id"] for record in service.tokens.values()}, {1})
+        other = HostedService("s", ["a"], service_id=42)
+        self.assertEqual((other.id, other.record["id"]), (42, 42))
+        self.assertEqual(other.remove_token("a")["service_id"], 42)
+
     def test_public_token_has_no_value(self) -> None:
         record = HostedService("s", ["secret"]).add_token("other")
         self.assertNotIn("value", public_token(record))
@@ -36,6 +48,7 @@ class HostedServiceTest(unittest.TestCase):
         service = HostedService("s", ["a", "b"])
         first = service.token("a")
         assert first is not None
+        self.assertIsInstance(first["id"], int)
         self.assertEqual(service.remove_token(first["id"])["value"], "a")
         self.assertEqual(service.remove_token("b")["value"], "b")
         self.assertEqual(service.tokens, {})
