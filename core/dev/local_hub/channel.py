@@ -5,7 +5,10 @@ answers itself):
 
 * ``phx_join`` on ``service``: the consumer enters the rotation. The reply carries the
   service record, the token's record (without its value) and ``num_consumers``; the other
-  joined consumers get a ``num_consumers`` push. Joining again on the same socket closes the
+  joined consumers get a ``num_consumers`` push. The first consumer to join registers its
+  catalog (the ``actions`` it connected with); it is dropped when the last one leaves. A
+  consumer whose ``actions`` is not a JSON object cannot join: the reply is an error
+  ``join crashed`` (the socket stays open). Joining again on the same socket closes the
   first join (``phx_close`` with the old join ref).
 * ``response`` on the joined topic: handed to the request waiting on its ``ref``.
 * ``phx_leave`` on the joined topic: an ok reply, then ``phx_close``; out of the rotation.
@@ -22,6 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from core import json_codec
 from core.dev.local_hub.consumer import SERVICE_TOPIC, Consumer
 from core.dev.local_hub.routing import Router
 from core.dev.local_hub.service import HostedService, public_token
@@ -39,6 +43,12 @@ class ServiceChannel:
         self.service = service
         self.router = router
         self._on_change = on_change
+        self.catalog: dict[str, Any] | None = None
+        """The catalog registered by the first consumer that joined, while any is joined."""
+
+    def joined_count(self) -> int:
+        """How many consumers are joined."""
+        return len(self.router.joined)
 
     async def handle(self, consumer: Consumer, message: Message) -> None:
         """Act on one message from `consumer` (anything but a heartbeat)."""
@@ -69,12 +79,24 @@ class ServiceChannel:
 
     async def join(self, consumer: Consumer, message: Message) -> None:
         """Join `consumer` (closing its earlier join first) and tell the others."""
+        try:
+            catalog = json_codec.loads(consumer.actions)
+        except json_codec.JSONDecodeFailure:
+            catalog = None
+        if not isinstance(catalog, dict):
+            logger.warning(
+                "consumer %d cannot join: its actions parameter is not a JSON object", consumer.id
+            )
+            await consumer.reply(message, "error", {"reason": "join crashed"})
+            return
         if consumer.joined:
             old_ref = consumer.join_ref
             await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, old_ref, old_ref))
             await self.leave(consumer)
         consumer.joined = True
         consumer.join_ref = message.join_ref if message.join_ref is not None else message.ref
+        if not self.router.joined:
+            self.catalog = catalog
         self.router.add(consumer)
         count = len(self.router.joined)
         await consumer.reply(message, "ok", self.join_response(consumer, count))
@@ -97,6 +119,8 @@ class ServiceChannel:
         consumer.joined = False
         consumer.join_ref = None
         self.router.remove(consumer)
+        if not self.router.joined:
+            self.catalog = None
         self._on_change()
         await self.announce(exclude=consumer)
         await self.announce(exclude=consumer)

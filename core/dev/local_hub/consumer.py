@@ -45,6 +45,8 @@ class Consumer:
     websocket: WebSocket
     serializer: Serializer
     token: dict[str, Any]
+    actions: str
+    """The ``actions`` query parameter as sent: the catalog, read when the consumer joins."""
     last_activity: float
     ready: bool = False
     joined: bool = False

@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from core import json_codec
+from core.dev.local_hub.admission import Gate
 from core.dev.local_hub.channel import ServiceChannel
 from core.dev.local_hub.consumer import (
     CLOSE_CRASH,
@@ -34,7 +34,7 @@ from core.dev.local_hub.consumer import (
 from core.dev.local_hub.front import HttpFront
 from core.dev.local_hub.routing import Router
 from core.dev.local_hub.service import HostedService, public_token
-from core.hub.phoenix import HEARTBEAT, PHOENIX_TOPIC, Message, serializer_for
+from core.hub.phoenix import HEARTBEAT, PHOENIX_TOPIC, Message
 
 logger = logging.getLogger("core.local_hub")
 
@@ -77,10 +77,14 @@ class LocalHub:
 
     It serves, on one port, what a consumer and an HTTP caller see of the real hub:
 
-    * ``GET /websocket?token=...&actions=...[&vsn=2.0.0]``: the consumer socket. A bad
-      token, missing ``actions`` or a catalog that differs from the one the connected
-      consumers registered is refused with HTTP 403 and an empty body; ``actions`` that is
-      not JSON gives HTTP 500. After the upgrade the hub speaks Phoenix Channels (v1 objects
+    * ``GET /websocket?token=...&actions=...[&vsn=2.0.0]``: the consumer socket (see
+      `admission`). A foreign ``Origin``, an unknown ``vsn``, a bad token, missing
+      ``actions`` or a catalog that differs from the one the joined consumers registered is
+      refused with HTTP 403 and an empty body. Allowed origins: an upgrade without an
+      ``Origin`` header, or one naming ``localhost``, the hub's `host` or a host in
+      `origin_hosts` (any scheme and port). ``actions`` that is not JSON gives HTTP 500 while
+      consumers are joined; the first consumer gets in, and its join fails with
+      ``join crashed``. After the upgrade the hub speaks Phoenix Channels (v1 objects
       or v2 arrays): heartbeats on topic ``phoenix``, and on topic ``service`` join replies,
       ``num_consumers`` pushes, ``request`` pushes handed out round-robin and ``response``
       routing by ``response_ref`` (see `channel` and `routing`). The socket is closed with
@@ -121,12 +125,12 @@ class LocalHub:
         idle_timeout: float = 60.0,
         max_in_flight: int | None = None,
         api_token: str | None = None,
+        origin_hosts: Iterable[str] = (),
     ) -> None:
         self.host = host
         self.port = port
         self.idle_timeout = idle_timeout
         self.answer_heartbeats: bool = True
-        self.catalog: Any | None = None
         self.received: deque[tuple[int, Message]] = deque(maxlen=RECEIVED_LIMIT)
 
         if isinstance(service_id, bool) or not isinstance(service_id, int) or service_id < 1:
@@ -135,6 +139,7 @@ class LocalHub:
         self._router = Router(max_in_flight)
         self._channel = ServiceChannel(self._service, self._router, self._notify)
         self._front = HttpFront(self._service, self._router, request_timeout, api_token)
+        self._gate = Gate(self._service, self._channel, {host, *origin_hosts})
         self._connections: dict[int, Consumer] = {}
         self._next_id = itertools.count(1)
         self._changed = asyncio.Event()
@@ -217,6 +222,11 @@ class LocalHub:
     def service_id(self) -> int:
         """The id of the hosted service (the ``service_id`` of HTTP requests)."""
         return self._service.id
+
+    @property
+    def catalog(self) -> dict[str, Any] | None:
+        """The action catalog the first joined consumer registered (None when none is joined)."""
+        return self._channel.catalog
 
     @property
     def tokens(self) -> frozenset[str]:
@@ -356,32 +366,9 @@ class LocalHub:
     async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
         if self._front.stopping.is_set():
             return web.Response(status=503)
-        token = self._service.token(request.query.get("token", ""))
-        if token is None:
-            logger.warning("consumer refused (403): unknown or revoked token")
-            return web.Response(status=403)
-        raw_actions = request.query.get("actions")
-        if raw_actions is None:
-            logger.warning("consumer refused (403): no actions parameter")
-            return web.Response(status=403)
-        try:
-            catalog = json_codec.loads(raw_actions)
-        except json_codec.JSONDecodeFailure:
-            logger.warning("consumer refused (500): actions parameter is not JSON")
-            return web.Response(status=500)
-        try:
-            serializer = serializer_for(request.query.get("vsn", "1.0.0"))
-        except ValueError:
-            logger.warning("consumer refused (403): unsupported vsn")
-            return web.Response(status=403)
-        if self._connections and catalog != self.catalog:
-            logger.warning(
-                "consumer refused (403): its action catalog differs from the one registered "
-                "by the %d connected consumer(s)",
-                len(self._connections),
-            )
-            return web.Response(status=403)
-
+        admitted = self._gate.check(request)
+        if isinstance(admitted, web.Response):
+            return admitted
         websocket: WebSocket = web.WebSocketResponse(autoping=False, timeout=_CLOSE_TIMEOUT)
         if not websocket.can_prepare(request).ok:
             return web.Response(status=400)
@@ -389,12 +376,11 @@ class LocalHub:
             id=next(self._next_id),
             request=request,
             websocket=websocket,
-            serializer=serializer,
-            token=token,
+            serializer=admitted.serializer,
+            token=admitted.token,
+            actions=admitted.actions,
             last_activity=asyncio.get_running_loop().time(),
         )
-        if not self._connections:
-            self.catalog = catalog
         self._connections[consumer.id] = consumer
         self._notify()
         try:
@@ -404,8 +390,8 @@ class LocalHub:
             logger.info(
                 "consumer %d connected (vsn %s, token id %s)",
                 consumer.id,
-                serializer.version,
-                token["id"],
+                consumer.serializer.version,
+                consumer.token["id"],
             )
             await consumer.serve(lambda: self.idle_timeout, self._on_message)
         finally:
@@ -422,11 +408,9 @@ class LocalHub:
         await self._channel.handle(consumer, message)
 
     async def _forget(self, consumer: Consumer) -> None:
-        """Remove a finished socket: leave the rotation, drop the catalog after the last one."""
+        """Remove a finished socket (and take it out of the rotation)."""
         await self._channel.leave(consumer)
         self._connections.pop(consumer.id, None)
-        if not self._connections:
-            self.catalog = None
         consumer.done.set()
         self._notify()
         if consumer.ready:

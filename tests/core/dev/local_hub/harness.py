@@ -93,7 +93,9 @@ class LocalHubTestCase(unittest.IsolatedAsyncioTestCase):
             params["vsn"] = vsn
         return f"{(hub or self.hub).websocket_url}?{urlencode(params)}"
 
-    async def connect(self, url: str | None = None, **url_options: Any) -> ClientConnection:
+    async def connect(
+        self, url: str | None = None, *, origin: str | None = None, **url_options: Any
+    ) -> ClientConnection:
         """Open a consumer socket (no client-side pings); closed after the test."""
         websocket = await connect(
             url or self.consumer_url(**url_options),
@@ -101,14 +103,18 @@ class LocalHubTestCase(unittest.IsolatedAsyncioTestCase):
             proxy=None,
             open_timeout=RECV_TIMEOUT,
             close_timeout=1,
+            additional_headers={"Origin": origin} if origin is not None else None,
         )
         self.addAsyncCleanup(websocket.close)
         return websocket
 
-    async def refused_status(self, url: str) -> tuple[int, bytes]:
+    async def refused_status(self, url: str, *, origin: str | None = None) -> tuple[int, bytes]:
         """Connect expecting a refused upgrade; return its status and body."""
+        headers = {"Origin": origin} if origin is not None else None
         with self.assertRaises(InvalidStatus) as caught:
-            websocket = await connect(url, proxy=None, open_timeout=RECV_TIMEOUT)
+            websocket = await connect(
+                url, proxy=None, open_timeout=RECV_TIMEOUT, additional_headers=headers
+            )
             self.addAsyncCleanup(websocket.close)
         response = caught.exception.response
         return response.status_code, bytes(response.body or b"")

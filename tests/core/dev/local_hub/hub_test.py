@@ -21,11 +21,48 @@ class LocalHubTest(LocalHubTestCase):
         self.assertEqual((status, body), (403, b""))
         self.assertEqual(self.hub.connection_count(), 0)
 
-    async def test_missing_actions_is_403_and_invalid_json_is_500(self) -> None:
-        status, _ = await self.refused_status(self.consumer_url(catalog=None))
-        self.assertEqual(status, 403)
-        status, _ = await self.refused_status(self.consumer_url(raw_actions="{not json"))
-        self.assertEqual(status, 500)
+    async def test_missing_actions_or_unsupported_vsn_is_403(self) -> None:
+        status, body = await self.refused_status(self.consumer_url(catalog=None))
+        self.assertEqual((status, body), (403, b""))
+        status, body = await self.refused_status(self.consumer_url(vsn="3.0.0"))
+        self.assertEqual((status, body), (403, b""))
+
+    async def test_first_consumer_with_actions_not_json_is_accepted_and_its_join_crashes(
+        self,
+    ) -> None:
+        for vsn in (None, "2.0.0"):
+            for raw in ("{not json", "", "[1]", "null"):
+                with self.subTest(vsn=vsn, actions=raw):
+                    websocket = await self.connect(raw_actions=raw, vsn=vsn)
+                    join = ["1", "1", "service", "phx_join", {}]
+                    if vsn is None:
+                        reply = await self.join(websocket)
+                        payload = reply["payload"]
+                    else:
+                        await self.send(websocket, join)
+                        payload = (await self.recv(websocket))[4]
+                    self.assertEqual(
+                        payload, {"status": "error", "response": {"reason": "join crashed"}}
+                    )
+                    self.assertEqual(self.hub.joined_count(), 0)
+                    self.assertIsNone(self.hub.catalog)
+                    await websocket.close()
+                    await self.hub.wait_for_connections(0)
+
+    async def test_actions_not_json_beside_a_joined_consumer_is_500(self) -> None:
+        first = await self.connect()
+        await self.join(first)
+        for vsn in (None, "2.0.0"):
+            with self.subTest(vsn=vsn):
+                url = self.consumer_url(raw_actions="{not json", vsn=vsn)
+                status, body = await self.refused_status(url)
+                self.assertEqual(status, 500)
+                self.assertEqual(json.loads(body), {"errors": {"detail": "Internal Server Error"}})
+        # The serializer is chosen before the catalog is read: an unknown vsn is still 403.
+        url = self.consumer_url(raw_actions="{not json", vsn="9")
+        self.assertEqual((await self.refused_status(url))[0], 403)
+        # Valid JSON that is not an object is just a different catalog.
+        self.assertEqual((await self.refused_status(self.consumer_url(raw_actions="[1]")))[0], 403)
 
     async def test_catalog_mismatch_is_refused_and_matching_catalog_accepted(self) -> None:
         first = await self.connect()
@@ -45,14 +82,50 @@ class LocalHubTest(LocalHubTestCase):
         await self.join(second, ref="7")
         self.assertEqual(self.hub.joined_count(), 2)
 
-    async def test_catalog_is_dropped_after_the_last_consumer(self) -> None:
-        websocket = await self.connect()
-        await websocket.close()
-        await self.hub.wait_for_connections(0)
-        self.assertIsNone(self.hub.catalog)
+    async def test_catalog_is_registered_by_the_first_join_and_dropped_with_the_last(
+        self,
+    ) -> None:
         other = {"Other": {"description": "", "fields": {}}}
-        await self.connect(catalog=other)
+        first = await self.connect()
+        self.assertIsNone(self.hub.catalog)  # connected is not joined: nothing registered
+        second = await self.connect(catalog=other)
+        await self.join(second)
         self.assertEqual(self.hub.catalog, other)
+        # A consumer let in before the first join may still join with its own catalog.
+        await self.join(first, ref="2")
+        self.assertEqual((self.hub.joined_count(), self.hub.catalog), (2, other))
+        await self.refused_status(self.consumer_url())
+
+        await self.send(
+            second, {"topic": "service", "event": "phx_leave", "payload": {}, "ref": "3"}
+        )
+        await self.hub.wait_for_joined(1)
+        self.assertEqual(self.hub.catalog, other)  # still one joined: kept
+        await first.close()
+        await self.hub.wait_for_joined(0)
+        self.assertIsNone(self.hub.catalog)
+        self.assertEqual(self.hub.connection_count(), 1)  # second is still open
+        await self.connect()  # any catalog again
+
+    async def test_origin_must_name_localhost_or_the_hubs_host(self) -> None:
+        port = self.hub.port
+        for origin in ("http://localhost", f"http://localhost:{port}", "https://localhost:1"):
+            with self.subTest(origin=origin):
+                await self.connect(origin=origin)
+        await self.connect(origin=f"http://127.0.0.1:{port}")  # the host the hub serves on
+        await self.connect()  # no Origin header: not a browser, accepted
+        for origin in (
+            "http://evil.example",
+            "http://LOCALHOST",
+            "null",
+            "garbage",
+            "http://[::1]",
+        ):
+            with self.subTest(origin=origin):
+                status, body = await self.refused_status(self.consumer_url(), origin=origin)
+                self.assertEqual((status, body), (403, b""))
+        hub = await self.start_hub(origin_hosts=["app.example"])
+        await self.connect(self.consumer_url(hub), origin="https://app.example:8443")
 
     async def test_overlong_url_is_refused_without_logging_the_token(self) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.hub.port)
