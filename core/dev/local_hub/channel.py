@@ -8,13 +8,18 @@ answers itself):
   joined consumers get a ``num_consumers`` push. The first consumer to join registers its
   catalog (the ``actions`` it connected with); it is dropped when the last one leaves. A
   consumer whose ``actions`` is not a JSON object cannot join: the reply is an error
-  ``join crashed`` (the socket stays open). Joining again on the same socket closes the
-  first join (``phx_close`` with the old join ref).
+  ``join crashed`` (the socket stays open). Joining again on the same socket replaces the
+  first join: the reply, then ``phx_close`` with the old join ref.
 * ``response`` on the joined topic: handed to the request waiting on its ``ref``.
 * ``phx_leave`` on the joined topic: an ok reply, then ``phx_close``; out of the rotation.
+  A leave whose ``join_ref`` names another join is ignored (a v1 join without a join_ref
+  matches any). A leave on a topic that is not joined gets an ok reply and nothing else.
 * any other event on the joined topic crashes the channel, as on the real hub:
   ``phx_error`` with the join ref, out of the rotation, the socket stays open.
-* anything on a topic the socket has not joined: an error reply ``unmatched topic``.
+* anything else on a topic the socket has not joined: an error reply ``unmatched topic``.
+
+``phx_close`` and ``phx_error`` carry the join's ``join_ref`` as their ref (and in v2 as
+their join_ref): null for a v1 client that joined without one.
 
 Each leave is announced twice to the remaining consumers, as the real hub does.
 """
@@ -56,7 +61,11 @@ class ServiceChannel:
             await self.join(consumer, message)
             return
         if message.topic != SERVICE_TOPIC or not consumer.joined:
-            await consumer.reply(message, "error", {"reason": "unmatched topic"})
+            if message.event == PHX_LEAVE:
+                # Phoenix answers a leave of a topic without a channel: nothing to close.
+                await consumer.reply(message, "ok", {})
+            else:
+                await consumer.reply(message, "error", {"reason": "unmatched topic"})
             return
         if message.event == "response":
             if not self.router.resolve(message.ref, message.payload):
@@ -64,6 +73,10 @@ class ServiceChannel:
             return
         join_ref = consumer.join_ref
         if message.event == PHX_LEAVE:
+            if join_ref is not None and message.join_ref != join_ref:
+                # A leave for an earlier join (it raced a close): Phoenix drops it silently.
+                logger.debug("consumer %d: leave for another join ignored", consumer.id)
+                return
             await consumer.reply(message, "ok", {})
             await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, join_ref, join_ref))
             await self.leave(consumer)
@@ -78,7 +91,11 @@ class ServiceChannel:
         await self.leave(consumer)
 
     async def join(self, consumer: Consumer, message: Message) -> None:
-        """Join `consumer` (closing its earlier join first) and tell the others."""
+        """Join `consumer` (replacing its earlier join, if any) and tell the others.
+
+        The channel's join ref is the message's ``join_ref``: None for a v1 client that sends
+        none, and then its ``phx_close`` and ``phx_error`` carry a null ref, as on the hub.
+        """
         try:
             catalog = json_codec.loads(consumer.actions)
         except json_codec.JSONDecodeFailure:
@@ -89,17 +106,21 @@ class ServiceChannel:
             )
             await consumer.reply(message, "error", {"reason": "join crashed"})
             return
-        if consumer.joined:
-            old_ref = consumer.join_ref
-            await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, old_ref, old_ref))
-            await self.leave(consumer)
+        rejoined = consumer.joined
+        old_ref = consumer.join_ref
+        if rejoined:
+            # The old join ends first; the others hear of it once (not twice as for a leave).
+            self._remove(consumer)
+            await self.announce(exclude=consumer)
         consumer.joined = True
-        consumer.join_ref = message.join_ref if message.join_ref is not None else message.ref
+        consumer.join_ref = message.join_ref
         if not self.router.joined:
             self.catalog = catalog
         self.router.add(consumer)
         count = len(self.router.joined)
         await consumer.reply(message, "ok", self.join_response(consumer, count))
+        if rejoined:
+            await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, old_ref, old_ref))
         logger.info("consumer %d joined (%d joined)", consumer.id, count)
         await self.announce(exclude=consumer)
         self._on_change()
@@ -116,14 +137,18 @@ class ServiceChannel:
         """Take a consumer out of the rotation and tell the others (twice, like the hub)."""
         if not consumer.joined:
             return
+        self._remove(consumer)
+        self._on_change()
+        await self.announce(exclude=consumer)
+        await self.announce(exclude=consumer)
+
+    def _remove(self, consumer: Consumer) -> None:
+        """Out of the rotation; the catalog goes with the last joined consumer."""
         consumer.joined = False
         consumer.join_ref = None
         self.router.remove(consumer)
         if not self.router.joined:
             self.catalog = None
-        self._on_change()
-        await self.announce(exclude=consumer)
-        await self.announce(exclude=consumer)
 
     async def announce(self, exclude: Consumer) -> None:
         """Push ``num_consumers`` to every joined consumer but `exclude`."""

@@ -57,41 +57,95 @@ class ServiceChannelTest(LocalHubTestCase):
 
         await self.send(websocket, {"topic": "service", "event": "ping", "payload": {}, "ref": "4"})
         error = await self.recv(websocket)
+        # The ref is the channel's join_ref, and a v1 join that sent none has none.
         self.assertEqual(
-            error, {"topic": "service", "event": "phx_error", "payload": {}, "ref": "3"}
+            error, {"topic": "service", "event": "phx_error", "payload": {}, "ref": None}
         )
         await self.hub.wait_for_joined(1)
         # The leave is announced twice to the others.
         self.assertEqual((await self.recv(watcher))["payload"], {"num_consumers": 1})
         self.assertEqual((await self.recv(watcher))["payload"], {"num_consumers": 1})
-        # The socket stays open and may rejoin.
-        reply = await self.join(websocket, ref="5")
+        # The socket stays open and may rejoin; with a join_ref, phx_error carries it.
+        await self.send(websocket, self.frame("phx_join", "5", join_ref="j5"))
+        reply = await self.recv(websocket)
         self.assertEqual(reply["payload"]["response"]["num_consumers"], 2)
+        await self.send(websocket, self.frame("ping", "6", join_ref="stale"))
+        error = await self.recv(websocket)
+        self.assertEqual((error["event"], error["ref"]), ("phx_error", "j5"))
 
     async def test_leave_and_duplicate_join(self) -> None:
+        watcher = await self.connect(vsn="2.0.0")
+        await self.send(watcher, ["w", "w", "service", "phx_join", {}])
+        await self.recv(watcher)
         websocket = await self.connect()
-        await self.join(websocket, ref="1")
-        # Joining again closes the first join.
-        await self.send(
-            websocket, {"topic": "service", "event": "phx_join", "payload": {}, "ref": "2"}
-        )
-        close = await self.recv(websocket)
-        self.assertEqual((close["event"], close["ref"]), ("phx_close", "1"))
+        await self.send(websocket, self.frame("phx_join", "1", join_ref="1"))
+        await self.recv(websocket)
+        self.assertEqual((await self.recv(watcher))[4], {"num_consumers": 2})
+
+        # Joining again answers the new join, then closes the first one.
+        await self.send(websocket, self.frame("phx_join", "2", join_ref="2"))
         reply = await self.recv(websocket)
         self.assertEqual((reply["event"], reply["ref"]), ("phx_reply", "2"))
         self.assertEqual(reply["payload"]["status"], "ok")
+        self.assertEqual(reply["payload"]["response"]["num_consumers"], 2)
+        close = await self.recv(websocket)
+        self.assertEqual((close["event"], close["ref"]), ("phx_close", "1"))
+        # The others see the old join leave once and the new one join.
+        self.assertEqual((await self.recv(watcher))[4], {"num_consumers": 1})
+        self.assertEqual((await self.recv(watcher))[4], {"num_consumers": 2})
 
+        # A leave naming another join is ignored: no reply, still joined.
+        await self.send(websocket, self.frame("phx_leave", "3", join_ref="1"))
+        await self.send(websocket, self.frame("phx_leave", "4"))  # no join_ref: not this join
         await self.send(
-            websocket, {"topic": "service", "event": "phx_leave", "payload": {}, "ref": "3"}
+            websocket, {"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "5"}
         )
+        self.assertEqual((await self.recv(websocket))["ref"], "5")
+        self.assertEqual(self.hub.joined_count(), 2)
+
+        await self.send(websocket, self.frame("phx_leave", "6", join_ref="2"))
         reply = await self.recv(websocket)
         self.assertEqual(
-            (reply["event"], reply["ref"], reply["payload"]["status"]), ("phx_reply", "3", "ok")
+            (reply["event"], reply["ref"], reply["payload"]["status"]), ("phx_reply", "6", "ok")
         )
         close = await self.recv(websocket)
         self.assertEqual((close["event"], close["ref"]), ("phx_close", "2"))
-        self.assertEqual(self.hub.joined_count(), 0)
-        self.assertEqual(self.hub.connection_count(), 1)
+        await self.hub.wait_for_joined(1)
+        self.assertEqual(self.hub.connection_count(), 2)
+
+    async def test_v1_join_without_join_ref_closes_with_a_null_ref(self) -> None:
+        websocket = await self.connect()
+        await self.join(websocket, ref="1")
+        await self.send(websocket, self.frame("phx_join", "2"))
+        self.assertEqual((await self.recv(websocket))["ref"], "2")
+        close = await self.recv(websocket)
+        self.assertEqual((close["event"], close["ref"]), ("phx_close", None))
+        await self.send(websocket, self.frame("phx_leave", "3"))  # a v1 join matches any leave
+        self.assertEqual((await self.recv(websocket))["ref"], "3")
+        close = await self.recv(websocket)
+        self.assertEqual((close["event"], close["ref"]), ("phx_close", None))
+
+    async def test_leave_on_a_topic_not_joined_is_answered_ok(self) -> None:
+        websocket = await self.connect()
+        for topic in ("service", "room:1"):
+            with self.subTest(topic=topic):
+                await self.send(
+                    websocket, {"topic": topic, "event": "phx_leave", "payload": {}, "ref": "1"}
+                )
+                self.assertEqual(
+                    await self.recv(websocket),
+                    {
+                        "topic": topic,
+                        "event": "phx_reply",
+                        "payload": {"status": "ok", "response": {}},
+                        "ref": "1",
+                    },
+                )
+        # Nothing else follows (no phx_close): the next frame is the heartbeat's reply.
+        await self.send(
+            websocket, {"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "2"}
+        )
+        self.assertEqual((await self.recv(websocket))["ref"], "2")
 
     async def test_num_consumers_pushes(self) -> None:
         first = await self.connect()

@@ -128,6 +128,16 @@ class LocalHubTestCase(unittest.IsolatedAsyncioTestCase):
         frame = await asyncio.wait_for(websocket.recv(), RECV_TIMEOUT)
         return json.loads(frame)
 
+    @staticmethod
+    def frame(
+        event: str, ref: str | None, *, topic: str = "service", join_ref: str | None = None
+    ) -> dict[str, Any]:
+        """A v1 frame with an empty payload (with ``join_ref`` only when given)."""
+        message: dict[str, Any] = {"topic": topic, "event": event, "payload": {}, "ref": ref}
+        if join_ref is not None:
+            message["join_ref"] = join_ref
+        return message
+
     async def join(self, websocket: ClientConnection, ref: str = "1") -> dict[str, Any]:
         """Join the service topic (v1) and return the reply."""
         await self.send(
