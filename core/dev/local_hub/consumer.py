@@ -5,6 +5,11 @@ serializer the consumer chose at connect time (v1 objects or v2 arrays), and `se
 frames until the socket ends, handing each decoded message to a callback. Like the real hub
 it closes the socket with 1011 for a frame it cannot decode (or any binary frame) and with
 1002 after `idle_timeout` seconds in which no frame went either way.
+
+Frames are read by Phoenix's rules (`decode_frame`), which differ from a client's: a v1
+object needs all of ``topic``, ``event``, ``payload`` and ``ref`` (null is fine); a v2 array
+needs at least five items; and a ref, join ref or topic of any JSON type is kept as sent,
+so a reply carries back the very value it answers.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
+from core import json_codec
 from core.hub.phoenix import PHX_REPLY, FrameError, Message, Serializer
 
 logger = logging.getLogger("core.local_hub")
@@ -34,6 +40,29 @@ CLOSE_RESTART = 1012
 WebSocket = web.WebSocketResponse[Literal[True]]
 
 MessageHandler = Callable[["Consumer", Message], Awaitable[None]]
+
+_V1_KEYS = frozenset({"topic", "event", "payload", "ref"})
+
+
+def decode_frame(version: str, text: str) -> Message:
+    """Decode a text frame as Phoenix's serializer `version` does; FrameError if it would crash.
+
+    The message's fields hold the JSON values as sent, whatever their type.
+    """
+    try:
+        data = json_codec.loads(text)
+    except json_codec.JSONDecodeFailure as error:
+        raise FrameError(f"not JSON: {error}") from None
+    if version.startswith("1."):
+        if type(data) is not dict or not data.keys() >= _V1_KEYS:
+            raise FrameError("a v1 frame is an object with topic, event, payload and ref")
+        return Message(
+            data["topic"], data["event"], data["payload"], data["ref"], data.get("join_ref")
+        )
+    if type(data) is not list or len(data) < 5:
+        raise FrameError("a v2 frame is an array of at least five items")
+    join_ref, ref, topic, event, payload = data[:5]
+    return Message(topic, event, payload, ref, join_ref)
 
 
 @dataclass(eq=False)
@@ -131,7 +160,7 @@ class Consumer:
             if frame.type is WSMsgType.TEXT:
                 self.touch()
                 try:
-                    message = self.serializer.decode(frame.data)
+                    message = decode_frame(self.serializer.version, frame.data)
                 except FrameError as error:
                     logger.warning(
                         "consumer %d sent an undecodable frame (%s): closing (1011)",

@@ -65,9 +65,9 @@ class Router:
         if consumer in self.joined:
             self.joined.remove(consumer)
 
-    def resolve(self, ref: str | None, payload: Any) -> bool:
+    def resolve(self, ref: Any, payload: Any) -> bool:
         """Hand a response to the request waiting on `ref`; False when none is waiting."""
-        answer = self._pending.get(ref) if ref is not None else None
+        answer = self._pending.get(ref) if isinstance(ref, str) else None
         if answer is None or answer.done():
             return False
         answer.set_result(payload)

@@ -15,8 +15,13 @@ class ConsumerSocketTest(LocalHubTestCase):
     async def test_garbage_frames_close_with_1011(self) -> None:
         for frame in (
             "not json",
+            "",
+            '"x"',
             '{"topic": "service"}',
             '[null, "1", "phoenix", "heartbeat", {}]',
+            # Phoenix's v1 decoder needs all four keys, even when null.
+            '{"topic": "phoenix", "event": "heartbeat", "ref": "1"}',
+            '{"topic": "phoenix", "event": "heartbeat", "payload": {}}',
         ):
             with self.subTest(frame=frame):
                 websocket = await self.connect()
@@ -25,11 +30,42 @@ class ConsumerSocketTest(LocalHubTestCase):
         websocket = await self.connect()
         await websocket.send(b"\x00\x01")
         await self.assert_closed_with(websocket, 1011)
-        websocket = await self.connect(vsn="2.0.0")
-        await self.send(
-            websocket, {"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "1"}
+        for frame in (
+            {"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "1"},
+            [None, "1", "phoenix", "heartbeat"],
+        ):
+            with self.subTest(frame=frame):
+                websocket = await self.connect(vsn="2.0.0")
+                await self.send(websocket, frame)
+                await self.assert_closed_with(websocket, 1011)
+
+    async def test_refs_and_topics_come_back_as_sent(self) -> None:
+        """Phoenix keeps a ref or topic of any JSON type; only its value decides a match."""
+        websocket = await self.connect()
+        for ref in (5, None):
+            with self.subTest(ref=ref):
+                await self.send(
+                    websocket, {"topic": "phoenix", "event": "heartbeat", "payload": [], "ref": ref}
+                )
+                reply = await self.recv(websocket)
+                self.assertEqual((reply["event"], reply["ref"]), ("phx_reply", ref))
+        await self.send(websocket, {"topic": 5, "event": "phx_join", "payload": {}, "ref": "2"})
+        reply = await self.recv(websocket)
+        self.assertEqual((reply["topic"], reply["payload"]["status"]), (5, "error"))
+        # A response whose ref cannot name a request is ignored like any unknown ref.
+        await self.join(websocket, ref="3")
+        for ref in ([1], {"a": 1}, 7):
+            await self.send(
+                websocket, {"topic": "service", "event": "response", "payload": {}, "ref": ref}
+            )
+        self.assertEqual(self.hub.joined_count(), 1)
+        self.assertEqual(self.hub.connection_count(), 1)
+
+        v2 = await self.connect(vsn="2.0.0")
+        await self.send(v2, [None, 8, "phoenix", "heartbeat", {}, "extra"])  # extra items: ignored
+        self.assertEqual(
+            await self.recv(v2), [None, 8, "phoenix", "phx_reply", {"status": "ok", "response": {}}]
         )
-        await self.assert_closed_with(websocket, 1011)
 
     async def test_v2_framing(self) -> None:
         websocket = await self.connect(vsn="2.0.0")
