@@ -1,19 +1,30 @@
 """The local hub's HTTP front: ``POST /`` calls an action of the hosted service.
 
-The body is ``{"service_id", "action", "fields"}``. The front hands the request to a joined
-consumer (see `routing`), waits for its response and answers the way the real hub does:
+The parameters are ``service_id``, ``action`` and ``fields``, read as Phoenix reads them:
+from a JSON body (content type ``application/json``), a form, or the query string. The
+service id is ``1`` or ``"1"`` (the id as a number or as its decimal text). The front
+hands the request to a joined consumer (see `routing`), waits for its response and answers
+with the real hub's status codes and ``{"status", "message"}`` bodies:
 
-* 200 ``{"status": "success", "message"}`` when the consumer's payload has status
-  ``"success"`` and a ``message``;
-* 400 ``{"status": "error", "message"}`` when it has another status and a ``message``, and
-  400 when a parameter is missing or the body is not JSON;
-* 401 when the hub was given an ``api_token`` and the bearer token is wrong or missing;
-* 408 when no response came within the request timeout;
-* 422 when the service is unknown or has no joined consumer;
-* 502 when the consumer's payload lacks ``status`` or ``message``.
+* 200, status ``"success"``, when the consumer's payload has status ``"success"`` and a
+  ``message`` (the message is passed on as it is, whatever its type);
+* 400, status ``"error"``, when the payload has another status and a ``message``;
+* 400 ``service_id, action and fields parameters are required`` when one is missing
+  (null counts as given), and 400 ``{"errors": {"detail": "Bad Request"}}`` for a JSON
+  body that does not parse;
+* 401 when the hub was given an ``api_token`` and the bearer token is wrong or missing
+  (the production hub checks an account token; the shared test hub checks none);
+* 408 ``Request timed out`` when no response came within the request timeout;
+* 422 ``No service consumers are available to handle the request`` when the service is
+  unknown or has no joined consumer;
+* 502 ``Invalid response format from service process`` when the consumer's payload is not
+  an object with ``status`` and ``message``;
+* 404 ``{"errors": {"detail": "Not Found"}}`` for any other route;
+* 503 while the hub is stopping (a local-hub case: the real hub closes its sockets).
 
-As a developer extension the body also carries the consumer's ``status_code`` and
-``fields`` when its payload had them (the real hub returns ``status`` and ``message``).
+The production hub's body is ``{"status", "message"}`` only. As a developer extension the
+local hub's body also carries the consumer's ``status_code`` and ``fields`` when its payload
+had them.
 """
 
 from __future__ import annotations
@@ -29,11 +40,38 @@ from core.dev.local_hub.routing import Outcome, Router
 from core.dev.local_hub.service import HostedService
 
 MISSING_PARAMS = "service_id, action and fields parameters are required"
+NO_CONSUMERS = "No service consumers are available to handle the request"
+REQUIRED = frozenset({"service_id", "action", "fields"})
+_FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def error_body(message: str) -> dict[str, Any]:
     """The body of an error the hub itself reports."""
     return {"status": "error", "message": message}
+
+
+def _is_json(content_type: str) -> bool:
+    kind, _, subtype = content_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def read_params(request: web.Request) -> dict[str, Any]:
+    """The request's parameters as Phoenix gathers them; ValueError for a malformed JSON body.
+
+    The query string, then the body over it: a JSON object's keys (a JSON body that is not
+    an object becomes ``_json``), or a form's fields. A body of any other content type, or
+    none, is not read.
+    """
+    params: dict[str, Any] = dict(request.query)
+    if _is_json(request.content_type):
+        text = await request.text()
+        if text:
+            body = json_codec.loads(text)
+            params.update(body if isinstance(body, dict) else {"_json": body})
+    elif request.content_type in _FORMS:
+        form = await request.post()
+        params.update({key: value for key, value in form.items() if isinstance(value, str)})
+    return params
 
 
 def http_result(payload: Any) -> tuple[int, dict[str, Any]]:
@@ -80,7 +118,7 @@ class HttpFront:
         if self.stopping.is_set():
             return 503, error_body("Hub is shutting down")
         if self.service.deleted or not self.service.matches(service_id):
-            return 422, error_body(f"Service {service_id} not found")
+            return 422, error_body(NO_CONSUMERS)
         delivery = await self.router.call(
             action,
             fields,
@@ -90,23 +128,27 @@ class HttpFront:
         if delivery.outcome is Outcome.ANSWERED:
             return http_result(delivery.payload)
         if delivery.outcome is Outcome.NO_CONSUMER:
-            return 422, error_body(f"No consumers connected for service {service_id}")
+            return 422, error_body(NO_CONSUMERS)
         if delivery.outcome is Outcome.STOPPING:
             return 503, error_body("Hub is shutting down")
         return 408, error_body("Request timed out")
 
     async def handle(self, request: web.Request) -> web.Response:
-        """``POST /``."""
+        """``POST /``: read the parameters, check the caller, call the action."""
         try:
-            body = json_codec.loads(await request.text())
+            params = await read_params(request)
         except ValueError:
-            return self._json(400, error_body("Malformed JSON body"))
-        if not isinstance(body, dict) or not {"service_id", "action", "fields"} <= body.keys():
-            return self._json(400, error_body(MISSING_PARAMS))
+            return self._json(400, {"errors": {"detail": "Bad Request"}})
         if self._api_token is not None and not self._authorised(request):
             return self._json(401, error_body("Invalid or missing API token"))
-        status, answer = await self.call(body["service_id"], body["action"], body["fields"])
+        if not params.keys() >= REQUIRED:
+            return self._json(400, error_body(MISSING_PARAMS))
+        status, answer = await self.call(params["service_id"], params["action"], params["fields"])
         return self._json(status, answer)
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        """Any other route, as Phoenix answers it."""
+        return self._json(404, {"errors": {"detail": "Not Found"}})
 
     def _authorised(self, request: web.Request) -> bool:
         assert self._api_token is not None

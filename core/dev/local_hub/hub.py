@@ -158,6 +158,7 @@ class LocalHub:
         app = web.Application()
         app.router.add_get("/websocket", self._handle_socket)
         app.router.add_post("/", self._front.handle)
+        app.router.add_route("*", "/{path:.*}", self._front.not_found)
         runner = web.AppRunner(
             app,
             access_log=None,  # the access log would print the token in the query string

@@ -7,6 +7,10 @@ import unittest
 
 from tests.core.dev.local_hub.harness import LocalHubTestCase
 
+# The real hub's words (checked against the Phoenix hub; the contract test compares them).
+MISSING_PARAMS = "service_id, action and fields parameters are required"
+NO_CONSUMERS = "No service consumers are available to handle the request"
+
 
 class HttpFrontTest(LocalHubTestCase):
     """Through real sockets, as a consumer and an HTTP caller see it."""
@@ -64,35 +68,71 @@ class HttpFrontTest(LocalHubTestCase):
                 body = {"service_id": service_id, "action": "Echo", "fields": {}}
                 self.assertEqual((await self.post(body))[0], 422)
 
-    async def test_http_validation_and_no_consumer(self) -> None:
-        status, body = await self.post({"action": "Echo"})
+    async def test_missing_parameters_and_bodies_that_are_not_json(self) -> None:
+        missing = (400, {"status": "error", "message": MISSING_PARAMS})
+        for body in ({"action": "Echo"}, {"service_id": 1, "action": "Echo"}, {}, [1], "x"):
+            with self.subTest(body=body):
+                self.assertEqual(await self.post(body), missing)
+        self.assertEqual(await self.post(None, raw=""), missing)
+        # Phoenix's parser reads JSON only when the content type says so.
+        complete = {"service_id": 1, "action": "Echo", "fields": {}}
+        self.assertEqual(await self.post(complete, content_type="text/plain"), missing)
         self.assertEqual(
-            (status, body),
-            (
-                400,
-                {
-                    "status": "error",
-                    "message": "service_id, action and fields parameters are required",
-                },
-            ),
+            await self.post(None, raw="{oops"), (400, {"errors": {"detail": "Bad Request"}})
         )
-        status, _ = await self.post(None, raw="{oops")
-        self.assertEqual(status, 400)
-        status, body = await self.post(
-            {"service_id": self.hub.service_id, "action": "Echo", "fields": {}}
+
+    async def test_parameters_from_the_query_string_and_a_form(self) -> None:
+        websocket = await self.connect()
+        await self.join(websocket)
+        query = {"service_id": "1", "action": "Echo", "fields": "x"}
+        call = asyncio.create_task(self.post(None, raw="", params=query))
+        request = await self.answer_one(websocket, {"status": "success", "message": "q"})
+        self.assertEqual((request["action"], request["fields"]), ("Echo", "x"))
+        self.assertEqual((await call)[0], 200)
+        # The body wins over the query string.
+        form = "service_id=1&action=Form&fields=y"
+        call = asyncio.create_task(
+            self.post(
+                None,
+                raw=form,
+                params={"action": "Query"},
+                content_type="application/x-www-form-urlencoded",
+            )
         )
-        self.assertEqual((status, body["status"]), (422, "error"))
-        status, _ = await self.post({"service_id": "unknown", "action": "Echo", "fields": {}})
-        self.assertEqual(status, 422)
+        request = await self.answer_one(websocket, {"status": "success", "message": "f"})
+        self.assertEqual((request["action"], request["fields"]), ("Form", "y"))
+        self.assertEqual((await call)[0], 200)
+        # Null values count as given.
+        call = asyncio.create_task(self.post({"service_id": 1, "action": None, "fields": None}))
+        request = await self.answer_one(websocket, {"status": "success", "message": None})
+        self.assertEqual((request["action"], request["fields"]), (None, None))
+        self.assertEqual((await call)[0], 200)
+
+    async def test_no_consumer_or_unknown_service_is_422(self) -> None:
+        no_consumer = (422, {"status": "error", "message": NO_CONSUMERS})
+        body = {"service_id": self.hub.service_id, "action": "Echo", "fields": {}}
+        self.assertEqual(await self.post(body), no_consumer)
+        self.assertEqual(await self.post({**body, "service_id": 2}), no_consumer)
+        websocket = await self.connect()
+        await self.join(websocket)
+        self.assertEqual(await self.post({**body, "service_id": "unknown"}), no_consumer)
+
+    async def test_other_routes_are_404(self) -> None:
+        not_found = (404, {"errors": {"detail": "Not Found"}})
+        self.assertEqual(await self.post(None, raw="", method="GET"), not_found)
+        self.assertEqual(await self.post({}, path="/other"), not_found)
 
     async def test_api_token_is_checked_when_configured(self) -> None:
         self.hub = await self.start_hub(api_token="secret-api")
         self.secrets.add("secret-api")
         body = {"service_id": self.hub.service_id, "action": "Echo", "fields": {}}
-        status, answer = await self.post(body)
-        self.assertEqual((status, answer["status"]), (401, "error"))
-        status, _ = await self.post(body, headers={"Authorization": "Bearer wrong"})
-        self.assertEqual(status, 401)
+        unauthorised = (401, {"status": "error", "message": "Invalid or missing API token"})
+        self.assertEqual(await self.post(body), unauthorised)
+        self.assertEqual(
+            await self.post(body, headers={"Authorization": "Bearer wrong"}), unauthorised
+        )
+        # Checked before the parameters, as a plug in front of the controller is.
+        self.assertEqual(await self.post({}), unauthorised)
         status, _ = await self.post(body, headers={"Authorization": "Bearer secret-api"})
         self.assertEqual(status, 422)  # authorised; no consumer joined
 

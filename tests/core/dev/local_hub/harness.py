@@ -158,15 +158,25 @@ class LocalHubTestCase(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(caught.exception.rcvd.code, code)
 
     async def post(
-        self, body: Any, *, raw: str | None = None, headers: dict[str, str] | None = None
+        self,
+        body: Any,
+        *,
+        raw: str | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        path: str = "/",
+        method: str = "POST",
+        params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """POST / on the hub; return the status and decoded JSON body."""
+        """Send a request (POST / by default) to the hub; return the status and JSON body."""
         async with aiohttp.ClientSession() as session:
             data = raw if raw is not None else json.dumps(body)
-            async with session.post(
-                self.hub.http_url + "/",
+            async with session.request(
+                method,
+                self.hub.http_url + path,
                 data=data,
-                headers={"Content-Type": "application/json", **(headers or {})},
+                params=params,
+                headers={"Content-Type": content_type, **(headers or {})},
             ) as response:
                 return response.status, await response.json()
 
