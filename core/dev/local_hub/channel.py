@@ -18,8 +18,16 @@ answers itself):
   ``phx_error`` with the join ref, out of the rotation, the socket stays open.
 * anything else on a topic the socket has not joined: an error reply ``unmatched topic``.
 
-``phx_close`` and ``phx_error`` carry the join's ``join_ref`` as their ref (and in v2 as
-their join_ref): null for a v1 client that joined without one.
+Join refs, as the real hub sets them: the join's ``join_ref`` is kept as sent (None when
+the client sent none); ``phx_close`` and ``phx_error`` carry it as their ref and join_ref,
+and a leave must name it. The channel's pushes (``request``, ``num_consumers``, events) and
+its reply to a leave carry the channel's join ref: the join's ``join_ref``, or the join's
+``ref`` when it had none. A join's reply echoes its ``join_ref``; heartbeat and
+``unmatched topic`` replies carry none. (v1 frames never show a join_ref.)
+
+On the real hub the channel is a process of its own, so ``phx_error``, the reply to a leave
+and the ``phx_close`` after a second join may come after the replies to frames sent later
+(a heartbeat, say); the local hub answers strictly in order.
 
 Each leave is announced twice to the remaining consumers, as the real hub does.
 """
@@ -63,7 +71,7 @@ class ServiceChannel:
         if message.topic != SERVICE_TOPIC or not consumer.joined:
             if message.event == PHX_LEAVE:
                 # Phoenix answers a leave of a topic without a channel: nothing to close.
-                await consumer.reply(message, "ok", {})
+                await consumer.reply(message, "ok", {}, message.join_ref)
             else:
                 await consumer.reply(message, "error", {"reason": "unmatched topic"})
             return
@@ -77,7 +85,7 @@ class ServiceChannel:
                 # A leave for an earlier join (it raced a close): Phoenix drops it silently.
                 logger.debug("consumer %d: leave for another join ignored", consumer.id)
                 return
-            await consumer.reply(message, "ok", {})
+            await consumer.reply(message, "ok", {}, consumer.channel_ref)
             await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, join_ref, join_ref))
             await self.leave(consumer)
             logger.info("consumer %d left", consumer.id)
@@ -93,8 +101,9 @@ class ServiceChannel:
     async def join(self, consumer: Consumer, message: Message) -> None:
         """Join `consumer` (replacing its earlier join, if any) and tell the others.
 
-        The channel's join ref is the message's ``join_ref``: None for a v1 client that sends
-        none, and then its ``phx_close`` and ``phx_error`` carry a null ref, as on the hub.
+        The join's ``join_ref`` is kept as sent: None for a client that sends none, and then
+        its ``phx_close`` and ``phx_error`` carry a null ref, as on the hub. The channel's own
+        pushes carry the join's ``ref`` instead.
         """
         try:
             catalog = json_codec.loads(consumer.actions)
@@ -104,7 +113,7 @@ class ServiceChannel:
             logger.warning(
                 "consumer %d cannot join: its actions parameter is not a JSON object", consumer.id
             )
-            await consumer.reply(message, "error", {"reason": "join crashed"})
+            await consumer.reply(message, "error", {"reason": "join crashed"}, message.join_ref)
             return
         rejoined = consumer.joined
         old_ref = consumer.join_ref
@@ -114,11 +123,12 @@ class ServiceChannel:
             await self.announce(exclude=consumer)
         consumer.joined = True
         consumer.join_ref = message.join_ref
+        consumer.channel_ref = message.join_ref if message.join_ref is not None else message.ref
         if not self.router.joined:
             self.catalog = catalog
         self.router.add(consumer)
         count = len(self.router.joined)
-        await consumer.reply(message, "ok", self.join_response(consumer, count))
+        await consumer.reply(message, "ok", self.join_response(consumer, count), message.join_ref)
         if rejoined:
             await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, old_ref, old_ref))
         logger.info("consumer %d joined (%d joined)", consumer.id, count)
@@ -146,6 +156,7 @@ class ServiceChannel:
         """Out of the rotation; the catalog goes with the last joined consumer."""
         consumer.joined = False
         consumer.join_ref = None
+        consumer.channel_ref = None
         self.router.remove(consumer)
         if not self.router.joined:
             self.catalog = None

@@ -79,7 +79,12 @@ class Consumer:
     last_activity: float
     ready: bool = False
     joined: bool = False
-    join_ref: str | None = None
+    join_ref: Any = None
+    """The join's ``join_ref`` as sent (None when it had none): ``phx_close`` and ``phx_error``
+    carry it, and a ``phx_leave`` must name it."""
+    channel_ref: Any = None
+    """The channel's own join ref (the join's ``join_ref``, or its ``ref`` without one):
+    the channel's pushes and its reply to a leave carry it."""
     closed_with: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -117,13 +122,17 @@ class Consumer:
         self.touch()
 
     async def push(self, event: str, payload: Any) -> bool:
-        """A server push on the service topic (ref null, join_ref of this consumer's join)."""
-        return await self.send(Message(SERVICE_TOPIC, event, payload, None, self.join_ref))
+        """A channel push on the service topic (ref null, the channel's join ref)."""
+        return await self.send(Message(SERVICE_TOPIC, event, payload, None, self.channel_ref))
 
-    async def reply(self, to: Message, status: str, response: Any) -> bool:
-        """A ``phx_reply`` to `to`, on its topic, with its ref and join_ref."""
+    async def reply(self, to: Message, status: str, response: Any, join_ref: Any = None) -> bool:
+        """A ``phx_reply`` to `to`, on its topic, with its ref and the given `join_ref`.
+
+        Which join ref a reply carries depends on who answers on the real hub: none for a
+        heartbeat or an unmatched topic, the request's for a join, the channel's for a leave.
+        """
         payload = {"status": status, "response": response}
-        return await self.send(Message(to.topic, PHX_REPLY, payload, to.ref, to.join_ref))
+        return await self.send(Message(to.topic, PHX_REPLY, payload, to.ref, join_ref))
 
     async def close(self, code: int) -> None:
         """Close the socket with `code` (no-op when already closed)."""

@@ -125,6 +125,30 @@ class ServiceChannelTest(LocalHubTestCase):
         close = await self.recv(websocket)
         self.assertEqual((close["event"], close["ref"]), ("phx_close", None))
 
+    async def test_which_join_ref_each_frame_carries_in_v2(self) -> None:
+        watcher = await self.connect(vsn="2.0.0")
+        await self.send(watcher, [None, "w1", "service", "phx_join", {}])
+        self.assertEqual((await self.recv(watcher))[:2], [None, "w1"])  # the join's, echoed
+        websocket = await self.connect()
+        await self.join(websocket)
+        # The channel's pushes carry its join ref: the join's ref when it had no join_ref.
+        self.assertEqual(
+            await self.recv(watcher), ["w1", None, "service", "num_consumers", {"num_consumers": 2}]
+        )
+        # Heartbeat and unmatched-topic replies carry none, whatever the message said.
+        await self.send(watcher, ["x", "h", "phoenix", "heartbeat", {}])
+        self.assertEqual((await self.recv(watcher))[:2], [None, "h"])
+        await self.send(watcher, ["x", "u", "room:1", "phx_join", {}])
+        self.assertEqual((await self.recv(watcher))[:2], [None, "u"])
+        # A leave of a topic without a channel echoes it.
+        await self.send(watcher, ["x", "l", "room:1", "phx_leave", {}])
+        self.assertEqual((await self.recv(watcher))[:2], ["x", "l"])
+        # A leave of the joined topic: the reply has the channel's join ref, the close the
+        # join's join_ref (null here).
+        await self.send(watcher, [None, "l2", "service", "phx_leave", {}])
+        self.assertEqual((await self.recv(watcher))[:4], ["w1", "l2", "service", "phx_reply"])
+        self.assertEqual(await self.recv(watcher), [None, None, "service", "phx_close", {}])
+
     async def test_leave_on_a_topic_not_joined_is_answered_ok(self) -> None:
         websocket = await self.connect()
         for topic in ("service", "room:1"):
