@@ -30,13 +30,13 @@ class ConsumerSocketTest(LocalHubTestCase):
         websocket = await self.connect()
         await websocket.send(b"\x00\x01")
         await self.assert_closed_with(websocket, 1011)
-        for frame in (
+        for v2_frame in (
             {"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "1"},
             [None, "1", "phoenix", "heartbeat"],
         ):
-            with self.subTest(frame=frame):
+            with self.subTest(frame=v2_frame):
                 websocket = await self.connect(vsn="2.0.0")
-                await self.send(websocket, frame)
+                await self.send(websocket, v2_frame)
                 await self.assert_closed_with(websocket, 1011)
 
     async def test_refs_and_topics_come_back_as_sent(self) -> None:
@@ -54,9 +54,9 @@ class ConsumerSocketTest(LocalHubTestCase):
         self.assertEqual((reply["topic"], reply["payload"]["status"]), (5, "error"))
         # A response whose ref cannot name a request is ignored like any unknown ref.
         await self.join(websocket, ref="3")
-        for ref in ([1], {"a": 1}, 7):
+        for odd_ref in ([1], {"a": 1}, 7):
             await self.send(
-                websocket, {"topic": "service", "event": "response", "payload": {}, "ref": ref}
+                websocket, {"topic": "service", "event": "response", "payload": {}, "ref": odd_ref}
             )
         self.assertEqual(self.hub.joined_count(), 1)
         self.assertEqual(self.hub.connection_count(), 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import unittest
+from typing import Any
 
 from tests.core.dev.local_hub.harness import LocalHubTestCase
 
@@ -58,15 +59,15 @@ class HttpFrontTest(LocalHubTestCase):
         await self.join(websocket)
         for service_id in (1, "1"):
             with self.subTest(service_id=service_id):
-                body = {"service_id": service_id, "action": "Echo", "fields": {}}
+                body: dict[str, Any] = {"service_id": service_id, "action": "Echo", "fields": {}}
                 call = asyncio.create_task(self.post(body))
                 await self.answer_one(websocket, {"status": "success", "message": "ok"})
                 self.assertEqual((await call)[0], 200)
         # The real hub matches the id's text exactly: no other spelling reaches the service.
-        for service_id in ("01", 1.0, " 1", True, None, 2, "abc"):
-            with self.subTest(service_id=service_id):
-                body = {"service_id": service_id, "action": "Echo", "fields": {}}
-                self.assertEqual((await self.post(body))[0], 422)
+        for spelling in ("01", 1.0, " 1", True, None, 2, "abc"):
+            with self.subTest(service_id=spelling):
+                other: dict[str, Any] = {"service_id": spelling, "action": "Echo", "fields": {}}
+                self.assertEqual((await self.post(other))[0], 422)
 
     async def test_missing_parameters_and_bodies_that_are_not_json(self) -> None:
         missing = (400, {"status": "error", "message": MISSING_PARAMS})
