@@ -371,6 +371,29 @@ class ContractTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(transcript[0], ["refused", 403, ""])
         self.assertEqual(transcript[-1], ["accepted"])
 
+    async def test_request_line_limit(self) -> None:
+        async def status(target: Target, request_target: str) -> int:
+            port = int(target.http_url.rpartition(":")[2])
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(f"GET {request_target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                await writer.drain()
+                line = await asyncio.wait_for(reader.readline(), RECV_TIMEOUT)
+            finally:
+                writer.close()
+            return int(line.split()[1])
+
+        async def scenario(target: Target) -> list[int]:
+            prefix = f"/websocket?token={TOKEN}&actions="
+            fill = 9_998 - len("GET ") - len(" HTTP/1.1") - len(prefix)
+            return [
+                await status(target, prefix + "x" * fill),
+                await status(target, prefix + "x" * (fill + 1)),
+                await status(target, prefix + "x" * 50_000),
+            ]
+
+        self.assertEqual((await self.compare(scenario))[1:], [414, 414])
+
     async def test_catalogs_and_actions_that_are_not_json(self) -> None:
         for vsn in (V1, V2):
             with self.subTest(vsn=vsn or "1.0.0"):

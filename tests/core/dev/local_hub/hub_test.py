@@ -127,15 +127,23 @@ class LocalHubTest(LocalHubTestCase):
         hub = await self.start_hub(origin_hosts=["app.example"])
         await self.connect(self.consumer_url(hub), origin="https://app.example:8443")
 
-    async def test_overlong_url_is_refused_without_logging_the_token(self) -> None:
+    async def status_line(self, target: str) -> bytes:
+        """Send ``GET target`` by hand and return the status line of the answer."""
         reader, writer = await asyncio.open_connection("127.0.0.1", self.hub.port)
         self.addCleanup(writer.close)
-        url = self.consumer_url(catalog={"A": "x" * 11_000})
-        target = url.removeprefix(self.hub.websocket_url.removesuffix("/websocket"))
         writer.write(f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), RECV_TIMEOUT)
-        self.assertIn(b" 400 ", status_line)
+        return await asyncio.wait_for(reader.readline(), RECV_TIMEOUT)
+
+    async def test_overlong_request_line_is_414_without_logging_the_token(self) -> None:
+        # Bandit's limit: 10,000 bytes with the CRLF, so 9,998 without ("GET ", " HTTP/1.1").
+        longest = "/websocket?token=local-dev-token&actions=" + "x" * (9_998 - 13 - 41)
+        self.assertEqual(len(f"GET {longest} HTTP/1.1"), 9_998)
+        self.assertNotIn(b" 414 ", await self.status_line(longest))
+        self.assertIn(b" 414 ", await self.status_line(longest + "x"))
+        url = self.consumer_url(catalog={"A": "x" * 50_000})
+        target = url.removeprefix(self.hub.websocket_url.removesuffix("/websocket"))
+        self.assertIn(b" 414 ", await self.status_line(target))
         self.assertEqual(self.hub.connection_count(), 0)
 
     async def test_heartbeat_reply_and_disabled_heartbeats(self) -> None:
