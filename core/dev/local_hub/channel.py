@@ -101,9 +101,9 @@ class ServiceChannel:
     async def join(self, consumer: Consumer, message: Message) -> None:
         """Join `consumer` (replacing its earlier join, if any) and tell the others.
 
-        The join's ``join_ref`` is kept as sent: None for a client that sends none, and then
-        its ``phx_close`` and ``phx_error`` carry a null ref, as on the hub. The channel's own
-        pushes carry the join's ``ref`` instead.
+        The join's ``join_ref`` is kept as sent (None for a client that sends none) for
+        ``phx_close`` and ``phx_error``; the channel's pushes carry that ``join_ref``, or the
+        join's ``ref`` when it had none.
         """
         try:
             catalog = json_codec.loads(consumer.actions)

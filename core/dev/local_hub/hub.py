@@ -1,11 +1,11 @@
 """`LocalHub`: the local stand-in for the Plugboard hub, put together and run.
 
 The parts live beside this module: `service` (the hosted service and its tokens),
-`consumer` (one consumer socket), `channel` (the ``service`` channel's conversation),
-`routing` (requests and responses) and `front` (``POST /``). This module accepts consumer
-sockets, wires the parts together, starts and stops the server, and offers the hooks tests
-use to make the hub do what the real one does on its own (push events, revoke tokens, drop
-connections).
+`admission` (who may open a consumer socket), `consumer` (one consumer socket), `channel`
+(the ``service`` channel's conversation), `routing` (requests and responses) and `front`
+(``POST /``). This module accepts consumer sockets, wires the parts together, starts and
+stops the server, and offers the hooks tests use to make the hub do what the real one does
+on its own (push events, revoke tokens, drop connections).
 """
 
 from __future__ import annotations
@@ -94,44 +94,70 @@ async def _limit_request_line(
 
 
 class LocalHub:
-    """A faithful local stand-in for the Plugboard hub, hosting one service.
+    """A local stand-in for the Plugboard hub (a Phoenix Channels server), hosting one service.
 
-    It serves, on one port, what a consumer and an HTTP caller see of the real hub:
+    It serves, on one port, what a consumer and an HTTP caller see of the real hub, and was
+    checked against it (``tests/core/dev/local_hub/contract_test.py`` compares the two):
 
-    * ``GET /websocket?token=...&actions=...[&vsn=2.0.0]``: the consumer socket (see
-      `admission`). A foreign ``Origin``, an unknown ``vsn``, a bad token, missing
-      ``actions`` or a catalog that differs from the one the joined consumers registered is
-      refused with HTTP 403 and an empty body. Allowed origins: an upgrade without an
-      ``Origin`` header, or one naming ``localhost``, the hub's `host` or a host in
-      `origin_hosts` (any scheme and port). ``actions`` that is not JSON gives HTTP 500 while
-      consumers are joined; the first consumer gets in, and its join fails with
-      ``join crashed``. After the upgrade the hub speaks Phoenix Channels (v1 objects
-      or v2 arrays): heartbeats on topic ``phoenix``, and on topic ``service`` join replies,
-      ``num_consumers`` pushes, ``request`` pushes handed out round-robin and ``response``
-      routing by ``response_ref`` (see `channel` and `routing`). The socket is closed with
-      1011 for an undecodable frame, 1002 after `idle_timeout` seconds of silence and 1012
-      when the hub stops.
-    * ``POST /`` with ``{"service_id", "action", "fields"}``: the HTTP front (see `front`).
+    * ``GET /websocket?token=...&actions=<JSON catalog>[&vsn=2.0.0]``: the consumer socket.
+      The upgrade is refused with HTTP 403 and an empty body for a foreign ``Origin``, an
+      unknown ``vsn``, a bad token, a missing ``actions``, or a catalog that differs from the
+      one the joined consumers registered (see `admission`). Origins: an upgrade without an
+      ``Origin`` header is accepted (consumers send none); one with it must name
+      ``localhost``, the hub's `host` or a host in `origin_hosts`, with any scheme and port.
+      ``actions`` that is not JSON is HTTP 500 while consumers are joined; otherwise the
+      upgrade succeeds and the join is answered with ``{"reason": "join crashed"}``.
+    * After the upgrade, Phoenix Channels in v1 (JSON objects) or v2 (arrays): heartbeats on
+      topic ``phoenix``; on topic ``service`` the join, whose reply carries the service, the
+      token's record and ``num_consumers``; ``request`` pushes ``{"action", "fields",
+      "response_ref"}`` handed out round robin; ``response`` (``ref`` = the response_ref)
+      routed to the waiting caller from any socket; ``phx_leave``; ``phx_error`` for any other
+      event on the joined topic; ``unmatched topic`` for a topic not joined (see `channel`).
+      The hub also pushes ``num_consumers``, ``service_updated``, ``service_deleted``,
+      ``token_created`` and ``token_deleted`` (the test hooks below). A frame it cannot
+      decode, or any binary frame, closes the socket with 1011; `idle_timeout` seconds
+      without a frame either way close it with 1002; stopping the hub closes it with 1012.
+    * ``POST /`` with ``{"service_id", "action", "fields"}``: calls the action through a
+      joined consumer and answers with the real hub's status codes (see `front`): 200 or 400
+      from the consumer's ``status`` and ``message``, 400 for a missing parameter, 401 with
+      `api_token` set and a wrong or missing bearer token, 408 after `request_timeout`
+      seconds, 422 with no consumer or an unknown service, 502 for a payload without
+      ``status`` and ``message``.
+
+    Ids are integers, as the real hub's database serials: the service is `service_id` (1 by
+    default), tokens 1, 2, ... in the order `tokens` lists them and later ones are created.
+    Timestamps are in Phoenix's format (``2025-01-31T12:00:00Z``).
 
     Use it as an async context manager (or call `start` and `stop`). ``port=0`` picks a free
-    port; read `port`, `http_url` and `websocket_url` after `start`.
+    port; read `port`, `http_url` and `websocket_url` after `start`. Run it on its own with
+    ``python -m core.local_hub`` (``--help`` lists the options).
 
     `max_in_flight` caps the requests in flight for the service (pushed and not answered
     yet); further requests queue until a slot frees or they time out. The default, None,
-    means no cap. The real hub allows about 10 in flight per service stage.
+    means no cap. `idle_timeout`: any frame from the consumer (WebSocket pings included) or
+    any push from the hub restarts it, as on the real hub. `answer_heartbeats` can be set to
+    False to make the hub ignore heartbeats (the socket stays open). `received` keeps the
+    last `RECEIVED_LIMIT` decoded frames from consumers as ``(connection id, message)``.
+    A request line over `MAX_REQUEST_LINE` bytes (a huge catalog) is refused with HTTP 414.
 
-    `idle_timeout`: a socket is closed with 1002 after that many seconds without a frame in
-    either direction (any frame from the consumer, WebSocket pings included, or any push from
-    the hub resets it, as on the real hub).
+    Where it still differs from the real hub:
 
-    `answer_heartbeats` can be set to False to make the hub ignore heartbeats (the socket
-    stays open; the idle timer is still reset by them). `received` keeps the last
-    `RECEIVED_LIMIT` decoded frames from consumers as ``(connection id, message)``.
-
-    A request line over `MAX_REQUEST_LINE` bytes (a huge catalog) is refused with HTTP 414,
-    as the real hub's web server (Bandit) does.
-
-    Run it on its own with ``python -m core.local_hub``.
+    * The real hub's channel is a process of its own: its ``phx_error``, its reply to a
+      leave, and the ``phx_close`` after a second join may arrive after the replies to frames
+      sent later; the local hub answers in order.
+    * It hosts one service; the real hub hosts many and reads services and tokens from a
+      database (hashed, expiring tokens; the shared test hub reports tokens valid for 90
+      days, the local hub for 30).
+    * The production hub allows about 10 requests in flight per service; the local hub
+      allows any number unless `max_in_flight` is set.
+    * The body of ``POST /`` also carries the consumer's ``status_code`` and ``fields`` (a
+      developer extension; production sends ``status`` and ``message`` only). The shared
+      test hub has no account token check (the local one checks `api_token` if given), and
+      the local hub answers 503 to callers while it stops.
+    * A well-formed v2 binary push frame is accepted by the real hub; the local hub closes
+      the socket on every binary frame (1011).
+    * The test hub accepts the ``Origin`` host ``localhost`` only and production its own
+      host; the local hub accepts ``localhost``, its own `host` and `origin_hosts`.
     """
 
     def __init__(
