@@ -61,7 +61,7 @@ def load_configuration(
     return settings
 
 
-def example_curl(http_url: str, service_id: str, actions: dict[str, type[ActionRunner]]) -> str:
+def example_curl(http_url: str, service_id: int, actions: dict[str, type[ActionRunner]]) -> str:
     """A curl command line that calls an example action through the local hub."""
     action, fields = "Echo", {"message": "hello"}
     if action not in actions and actions:

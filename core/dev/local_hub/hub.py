@@ -1,57 +1,40 @@
-"""A local stand-in for the Plugboard hub, for development and tests.
+"""`LocalHub`: the local stand-in for the Plugboard hub, put together and run.
 
-`LocalHub` serves, on one port, what a consumer and an HTTP caller see of the real hub
-(see ``plugboard-protocol.md``, sections 1 and 3 to 6):
-
-* ``GET /websocket?token=...&actions=...[&vsn=2.0.0]``: the consumer socket. A bad token,
-  missing ``actions`` or a catalog that differs from the one the connected consumers
-  registered is refused with HTTP 403 and an empty body; ``actions`` that is not JSON gives
-  HTTP 500. After the upgrade the hub speaks Phoenix Channels (v1 or v2 framing) on the
-  ``service`` topic: join replies, heartbeats, ``num_consumers`` pushes, ``request`` pushes
-  handed out round-robin, ``response`` routing by ``response_ref``, ``phx_error`` for an
-  illegal event, close code 1011 for an undecodable frame, 1002 after ``idle_timeout``
-  seconds of silence and 1012 on a graceful stop.
-* ``POST /`` with ``{"service_id", "action", "fields"}``: the HTTP front. It waits up to
-  ``request_timeout`` seconds for the consumer's response and answers like the real hub
-  (200, 400, 401, 408, 422, 502). As a local extension for developers, the body also carries
-  the consumer's ``status_code`` and ``fields`` when the response had them.
-
-The hub hosts exactly one service. Run it on its own with ``python -m core.local_hub``.
+The parts live beside this module: `service` (the hosted service and its tokens),
+`admission` (who may open a consumer socket), `consumer` (one consumer socket), `channel`
+(the ``service`` channel's conversation), `routing` (requests and responses) and `front`
+(``POST /``). This module accepts consumer sockets, wires the parts together, starts and
+stops the server, and offers the hooks tests use to make the hub do what the real one does
+on its own (push events, revoke tokens, drop connections).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import logging
 import re
 import secrets
 import traceback
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from core import json_codec
-from core.hub.phoenix import (
-    HEARTBEAT,
-    PHOENIX_TOPIC,
-    PHX_CLOSE,
-    PHX_ERROR,
-    PHX_JOIN,
-    PHX_LEAVE,
-    PHX_REPLY,
-    FrameError,
-    Message,
-    Serializer,
-    serializer_for,
+from core.dev.local_hub.admission import Gate
+from core.dev.local_hub.channel import ServiceChannel
+from core.dev.local_hub.consumer import (
+    CLOSE_CRASH,
+    CLOSE_RESTART,
+    Consumer,
+    WebSocket,
 )
+from core.dev.local_hub.front import HttpFront
+from core.dev.local_hub.routing import Router
+from core.dev.local_hub.service import HostedService, public_token
+from core.hub.phoenix import HEARTBEAT, PHOENIX_TOPIC, Message
 
 logger = logging.getLogger("core.local_hub")
 
@@ -79,130 +62,102 @@ server_logger = logging.getLogger("core.local_hub.server")
 """aiohttp's request-handling errors for the hub go here, with tokens redacted."""
 server_logger.addFilter(_RedactTokens())
 
-SERVICE_TOPIC = "service"
-"""The only topic a consumer may join."""
-
-TOKEN_CONTEXT = "api-token"
-"""The ``context`` of service tokens on the real hub."""
-
-TOKEN_VALIDITY = timedelta(days=30)
-"""How long a token created here is reported as valid (``expires_at``)."""
-
 RECEIVED_LIMIT = 10_000
 """How many decoded consumer frames `LocalHub.received` keeps."""
 
-MAX_REQUEST_LINE = 10_000
-"""Longest request line accepted, like Bandit's default (the catalog travels in the URL)."""
+MAX_REQUEST_LINE = 9_998
+"""Longest request line accepted, without its CRLF: Bandit's default limit of 10,000 bytes
+with it. The catalog travels in the URL, so a big catalog meets this limit first."""
 
-CLOSE_IDLE = 1002
-CLOSE_CRASH = 1011
-CLOSE_RESTART = 1012
+_PARSER_LINE_LIMIT = 1 << 20  # aiohttp answers 400 above this; up to it, 414 as Bandit does
 
 _CLOSE_TIMEOUT = 2.0  # seconds to wait for the consumer's answer to a close frame
 _SHUTDOWN_TIMEOUT = 2.0  # seconds aiohttp waits for handlers when the hub stops
-_MISSING_PARAMS = "service_id, action and fields parameters are required"
-
-_WebSocket = web.WebSocketResponse[Literal[True]]
 
 
-def _timestamp(moment: datetime | None = None) -> str:
-    """An Ecto ``utc_datetime`` as Phoenix encodes it: ``2025-01-31T12:00:00Z``."""
-    moment = moment or datetime.now(UTC)
-    return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _error_body(message: str) -> dict[str, Any]:
-    return {"status": "error", "message": message}
-
-
-@dataclass(eq=False)
-class _Consumer:
-    """One consumer socket: its framing, its token and its join state."""
-
-    id: int
-    request: web.Request
-    websocket: _WebSocket
-    serializer: Serializer
-    token: dict[str, Any]
-    last_activity: float
-    ready: bool = False
-    joined: bool = False
-    join_ref: str | None = None
-    closed_with: int | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def touch(self) -> None:
-        """Restart the idle timer."""
-        self.last_activity = asyncio.get_running_loop().time()
-
-    async def send(self, message: Message) -> bool:
-        """Send one message; False when the socket is already gone."""
-        if not self.ready or self.websocket.closed:
-            return False
-        if self.serializer.version.startswith("1."):
-            # Phoenix's v1 serializer never writes join_ref.
-            message = replace(message, join_ref=None)
-        try:
-            await self.websocket.send_str(self.serializer.encode(message))
-        except (ConnectionError, RuntimeError) as error:
-            logger.debug("consumer %d: send failed: %s", self.id, error)
-            return False
-        self.touch()
-        return True
-
-    async def send_raw(self, data: str | bytes) -> None:
-        """Send a frame as is (text for str, binary for bytes)."""
-        if not self.ready or self.websocket.closed:
-            return
-        try:
-            if isinstance(data, bytes):
-                await self.websocket.send_bytes(data)
-            else:
-                await self.websocket.send_str(data)
-        except (ConnectionError, RuntimeError) as error:
-            logger.debug("consumer %d: raw send failed: %s", self.id, error)
-            return
-        self.touch()
-
-    async def push(self, event: str, payload: Any) -> bool:
-        """A server push on the service topic (ref null, join_ref of this consumer's join)."""
-        return await self.send(Message(SERVICE_TOPIC, event, payload, None, self.join_ref))
-
-    async def reply(self, to: Message, status: str, response: Any) -> bool:
-        """A ``phx_reply`` to `to`, on its topic, with its ref and join_ref."""
-        payload = {"status": status, "response": response}
-        return await self.send(Message(to.topic, PHX_REPLY, payload, to.ref, to.join_ref))
-
-    async def close(self, code: int) -> None:
-        """Close the socket with `code` (no-op when already closed)."""
-        if self.ready and not self.websocket.closed:
-            self.closed_with = code
-            try:
-                await self.websocket.close(code=code)
-            except (ConnectionError, RuntimeError) as error:
-                logger.debug("consumer %d: close failed: %s", self.id, error)
+@web.middleware
+async def _limit_request_line(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Refuse a request line over `MAX_REQUEST_LINE` bytes with 414, as the real hub does."""
+    version = f"HTTP/{request.version.major}.{request.version.minor}"
+    length = len(request.method) + 1 + len(request.raw_path) + 1 + len(version)
+    if length > MAX_REQUEST_LINE:
+        # The URL is not logged: the consumer's token is in it.
+        logger.warning(
+            "request refused (414): its request line is %d bytes, over %d",
+            length,
+            MAX_REQUEST_LINE,
+        )
+        return web.Response(status=414)
+    return await handler(request)
 
 
 class LocalHub:
-    """A faithful local stand-in for the Plugboard hub, hosting one service.
+    """A local stand-in for the Plugboard hub (a Phoenix Channels server), hosting one service.
+
+    It serves, on one port, what a consumer and an HTTP caller see of the real hub, and was
+    checked against it (``tests/core/dev/local_hub/contract_test.py`` compares the two):
+
+    * ``GET /websocket?token=...&actions=<JSON catalog>[&vsn=2.0.0]``: the consumer socket.
+      The upgrade is refused with HTTP 403 and an empty body for a foreign ``Origin``, an
+      unknown ``vsn``, a bad token, a missing ``actions``, or a catalog that differs from the
+      one the joined consumers registered (see `admission`). Origins: an upgrade without an
+      ``Origin`` header is accepted (consumers send none); one with it must name
+      ``localhost``, the hub's `host` or a host in `origin_hosts`, with any scheme and port.
+      ``actions`` that is not JSON is HTTP 500 while consumers are joined; otherwise the
+      upgrade succeeds and the join is answered with ``{"reason": "join crashed"}``.
+    * After the upgrade, Phoenix Channels in v1 (JSON objects) or v2 (arrays): heartbeats on
+      topic ``phoenix``; on topic ``service`` the join, whose reply carries the service, the
+      token's record and ``num_consumers``; ``request`` pushes ``{"action", "fields",
+      "response_ref"}`` handed out round robin; ``response`` (``ref`` = the response_ref)
+      routed to the waiting caller from any socket; ``phx_leave``; ``phx_error`` for any other
+      event on the joined topic; ``unmatched topic`` for a topic not joined (see `channel`).
+      The hub also pushes ``num_consumers``, ``service_updated``, ``service_deleted``,
+      ``token_created`` and ``token_deleted`` (the test hooks below). A frame it cannot
+      decode, or any binary frame, closes the socket with 1011; `idle_timeout` seconds
+      without a frame either way close it with 1002; stopping the hub closes it with 1012.
+    * ``POST /`` with ``{"service_id", "action", "fields"}``: calls the action through a
+      joined consumer and answers with the real hub's status codes (see `front`): 200 or 400
+      from the consumer's ``status`` and ``message``, 400 for a missing parameter, 401 with
+      `api_token` set and a wrong or missing bearer token, 408 after `request_timeout`
+      seconds, 422 with no consumer or an unknown service, 502 for a payload without
+      ``status`` and ``message``.
+
+    Ids are integers, as the real hub's database serials: the service is `service_id` (1 by
+    default), tokens 1, 2, ... in the order `tokens` lists them and later ones are created.
+    Timestamps are in Phoenix's format (``2025-01-31T12:00:00Z``).
 
     Use it as an async context manager (or call `start` and `stop`). ``port=0`` picks a free
-    port; read `port`, `http_url` and `websocket_url` after `start`.
+    port; read `port`, `http_url` and `websocket_url` after `start`. Run it on its own with
+    ``python -m core.local_hub`` (``--help`` lists the options).
 
     `max_in_flight` caps the requests in flight for the service (pushed and not answered
     yet); further requests queue until a slot frees or they time out. The default, None,
-    means no cap. The real hub allows about 10 in flight per service stage.
+    means no cap. `idle_timeout`: any frame from the consumer (WebSocket pings included) or
+    any push from the hub restarts it, as on the real hub. `answer_heartbeats` can be set to
+    False to make the hub ignore heartbeats (the socket stays open). `received` keeps the
+    last `RECEIVED_LIMIT` decoded frames from consumers as ``(connection id, message)``.
+    A request line over `MAX_REQUEST_LINE` bytes (a huge catalog) is refused with HTTP 414.
 
-    `idle_timeout`: a socket is closed with 1002 after that many seconds without a frame in
-    either direction (any frame from the consumer, WebSocket pings included, or any push from
-    the hub resets it, as on the real hub).
+    Where it still differs from the real hub:
 
-    `answer_heartbeats` can be set to False to make the hub ignore heartbeats (the socket
-    stays open; the idle timer is still reset by them). `received` keeps the last
-    `RECEIVED_LIMIT` decoded frames from consumers as ``(connection id, message)``.
-
-    A request line over `MAX_REQUEST_LINE` bytes (a huge catalog) is refused with HTTP 400
-    by aiohttp; the real hub's web server refuses it too.
+    * The real hub's channel is a process of its own: its ``phx_error``, its reply to a
+      leave, and the ``phx_close`` after a second join may arrive after the replies to frames
+      sent later; the local hub answers in order.
+    * It hosts one service; the real hub hosts many and reads services and tokens from a
+      database (hashed, expiring tokens; the shared test hub reports tokens valid for 90
+      days, the local hub for 30).
+    * The production hub allows about 10 requests in flight per service; the local hub
+      allows any number unless `max_in_flight` is set.
+    * The body of ``POST /`` also carries the consumer's ``status_code`` and ``fields`` (a
+      developer extension; production sends ``status`` and ``message`` only). The shared
+      test hub has no account token check (the local one checks `api_token` if given), and
+      the local hub answers 503 to callers while it stops.
+    * A well-formed v2 binary push frame is accepted by the real hub; the local hub closes
+      the socket on every binary frame (1011).
+    * The test hub accepts the ``Origin`` host ``localhost`` only and production its own
+      host; the local hub accepts ``localhost``, its own `host` and `origin_hosts`.
     """
 
     def __init__(
@@ -212,43 +167,29 @@ class LocalHub:
         port: int = 0,
         tokens: Iterable[str] = ("local-dev-token",),
         service_name: str = "local",
+        service_id: int = 1,
         request_timeout: float = 30.0,
         idle_timeout: float = 60.0,
         max_in_flight: int | None = None,
         api_token: str | None = None,
+        origin_hosts: Iterable[str] = (),
     ) -> None:
-        if max_in_flight is not None and max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1 (or None for no cap)")
         self.host = host
         self.port = port
-        self.request_timeout = request_timeout
         self.idle_timeout = idle_timeout
-        self.max_in_flight = max_in_flight
         self.answer_heartbeats: bool = True
-        self.catalog: Any | None = None
         self.received: deque[tuple[int, Message]] = deque(maxlen=RECEIVED_LIMIT)
 
-        created = _timestamp()
-        self.service: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "name": service_name,
-            "inserted_at": created,
-            "updated_at": created,
-        }
-        self._api_token = api_token
-        self._tokens: dict[str, dict[str, Any]] = {}
-        for value in tokens:
-            self._add_token(value)
-        self._deleted = False
-
-        self._connections: dict[int, _Consumer] = {}
-        self._joined: list[_Consumer] = []
+        if isinstance(service_id, bool) or not isinstance(service_id, int) or service_id < 1:
+            raise ValueError("service_id must be a positive integer, like a database serial")
+        self._service = HostedService(service_name, list(tokens), service_id)
+        self._router = Router(max_in_flight)
+        self._channel = ServiceChannel(self._service, self._router, self._notify)
+        self._front = HttpFront(self._service, self._router, request_timeout, api_token)
+        self._gate = Gate(self._service, self._channel, {host, *origin_hosts})
+        self._connections: dict[int, Consumer] = {}
         self._next_id = itertools.count(1)
-        self._round_robin = 0
-        self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._slots: asyncio.Semaphore | None = None  # made in start(), with the cap
         self._changed = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -258,19 +199,19 @@ class LocalHub:
         if self._runner is not None:
             raise RuntimeError("the hub is already running")
         # Loop-bound primitives are made here, in the loop the hub runs in.
-        self._stopping = asyncio.Event()
         self._changed = asyncio.Event()
-        if self.max_in_flight is not None:
-            self._slots = asyncio.Semaphore(self.max_in_flight)
-        app = web.Application()
+        self._router.start()
+        self._front.start()
+        app = web.Application(middlewares=[_limit_request_line])
         app.router.add_get("/websocket", self._handle_socket)
-        app.router.add_post("/", self._handle_http)
+        app.router.add_post("/", self._front.handle)
+        app.router.add_route("*", "/{path:.*}", self._front.not_found)
         runner = web.AppRunner(
             app,
             access_log=None,  # the access log would print the token in the query string
             logger=server_logger,
             shutdown_timeout=_SHUTDOWN_TIMEOUT,
-            max_line_size=MAX_REQUEST_LINE,
+            max_line_size=_PARSER_LINE_LIMIT,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -289,7 +230,7 @@ class LocalHub:
         runner = self._runner
         if runner is None:
             return
-        self._stopping.set()
+        self._front.stopping.set()
         await self.close_connections(CLOSE_RESTART)
         await runner.cleanup()
         self._runner = None
@@ -321,18 +262,42 @@ class LocalHub:
         return "ws" + self.http_url.removeprefix("http") + "/websocket"
 
     @property
-    def service_id(self) -> str:
+    def service(self) -> dict[str, Any]:
+        """The hosted service's record, as sent in the join reply (a live dict)."""
+        return self._service.record
+
+    @property
+    def service_id(self) -> int:
         """The id of the hosted service (the ``service_id`` of HTTP requests)."""
-        return str(self.service["id"])
+        return self._service.id
+
+    @property
+    def catalog(self) -> dict[str, Any] | None:
+        """The action catalog the first joined consumer registered (None when none is joined)."""
+        return self._channel.catalog
 
     @property
     def tokens(self) -> frozenset[str]:
         """The token values currently accepted on the consumer socket."""
-        return frozenset(self._tokens)
+        return frozenset(self._service.tokens)
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds an HTTP caller waits for the consumer's response before 408."""
+        return self._front.request_timeout
+
+    @request_timeout.setter
+    def request_timeout(self, seconds: float) -> None:
+        self._front.request_timeout = seconds
+
+    @property
+    def max_in_flight(self) -> int | None:
+        """The cap on requests pushed and not answered yet (None: no cap)."""
+        return self._router.max_in_flight
 
     def joined_count(self) -> int:
         """Consumers currently joined to the ``service`` topic."""
-        return len(self._joined)
+        return len(self._router.joined)
 
     def connection_count(self) -> int:
         """Open consumer sockets (joined or not)."""
@@ -370,7 +335,7 @@ class LocalHub:
 
     async def push(self, event: str, payload: Any) -> None:
         """Push `event` with `payload` on the service topic to every joined consumer."""
-        for consumer in list(self._joined):
+        for consumer in list(self._router.joined):
             await consumer.push(event, payload)
 
     async def send_raw(self, data: str | bytes) -> None:
@@ -380,21 +345,18 @@ class LocalHub:
 
     async def push_service_updated(self, **changes: Any) -> None:
         """Update the service (``updated_at`` too, unless given) and push ``service_updated``."""
-        self.service.update(changes)
-        if "updated_at" not in changes:
-            self.service["updated_at"] = _timestamp()
+        self._service.update(changes)
         await self.push("service_updated", {"service": dict(self.service)})
 
     async def push_service_deleted(self) -> None:
         """Push ``service_deleted``, then revoke every token: reconnects get 403."""
         await self.push("service_deleted", {"service": dict(self.service)})
-        self._tokens.clear()
-        self._deleted = True
+        self._service.delete()
         logger.info("service %s deleted, all its tokens revoked", self.service_id)
 
     async def create_token(self) -> dict[str, Any]:
         """Create and accept a new token, push ``token_created`` (with its value), return it."""
-        record = self._add_token(secrets.token_urlsafe(32))
+        record = self._service.add_token(secrets.token_urlsafe(32))
         logger.info("token %s created", record["id"])
         await self.push("token_created", {"token": dict(record)})
         return dict(record)
@@ -405,21 +367,17 @@ class LocalHub:
         For tests that revoke a token and later let the consumer back in. Accepting a value
         that is already valid returns the existing record.
         """
-        record = self._tokens.get(value) or self._add_token(value)
+        record = self._service.token(value) or self._service.add_token(value)
         return dict(record)
 
-    async def delete_token(self, token_id_or_value: str) -> None:
-        """Revoke a token (by id or value) and push ``token_deleted`` (without its value).
+    async def delete_token(self, token_id_or_value: int | str) -> None:
+        """Revoke a token (by integer id or by value); push ``token_deleted`` (no value in it).
 
         Sockets already connected with it stay open, as on the real hub.
         """
-        for value, record in list(self._tokens.items()):
-            if token_id_or_value in (record["id"], value):
-                del self._tokens[value]
-                logger.info("token %s deleted", record["id"])
-                await self.push("token_deleted", {"token": self._public_token(record)})
-                return
-        raise KeyError("no such token")
+        record = self._service.remove_token(token_id_or_value)
+        logger.info("token %s deleted", record["id"])
+        await self.push("token_deleted", {"token": public_token(record)})
 
     async def close_connections(self, code: int = CLOSE_CRASH) -> None:
         """Close every consumer socket with `code` (1011 mimics a hub-side forced disconnect)."""
@@ -431,12 +389,10 @@ class LocalHub:
         """Abort every consumer's TCP connection without a close frame (a network fault)."""
         consumers = list(self._connections.values())
         for consumer in consumers:
-            transport = consumer.request.transport
-            if transport is not None:
-                transport.abort()
+            consumer.abort()
         await self._wait_gone(consumers)
 
-    async def _wait_gone(self, consumers: list[_Consumer], timeout: float = 2.0) -> None:
+    async def _wait_gone(self, consumers: list[Consumer], timeout: float = 2.0) -> None:
         """Give the socket handlers of `consumers` a moment to clean up."""
         try:
             async with asyncio.timeout(timeout):
@@ -451,154 +407,28 @@ class LocalHub:
         self, action: str, fields: Any, timeout: float | None = None
     ) -> tuple[int, dict[str, Any]]:
         """Call an action like ``POST /`` does; return the HTTP status and JSON body."""
-        return await self._call(self.service_id, action, fields, timeout)
-
-    async def _call(
-        self, service_id: Any, action: Any, fields: Any, timeout: float | None
-    ) -> tuple[int, dict[str, Any]]:
-        if self._stopping.is_set():
-            return 503, _error_body("Hub is shutting down")
-        if self._deleted or str(service_id) != self.service_id:
-            return 422, _error_body(f"Service {service_id} not found")
-        if not self._joined:
-            return 422, _error_body(f"No consumers connected for service {service_id}")
-
-        response_ref = str(uuid.uuid4())
-        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[response_ref] = answer
-        request = {"action": action, "fields": fields, "response_ref": response_ref}
-        deliver = asyncio.create_task(self._deliver(request, answer))
-        stopping = asyncio.create_task(self._stopping.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {deliver, stopping},
-                timeout=self.request_timeout if timeout is None else timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            deliver.cancel()
-            stopping.cancel()
-            self._pending.pop(response_ref, None)
-
-        if deliver in done:
-            delivered, payload = deliver.result()
-            if not delivered:
-                return 422, _error_body(f"No consumers connected for service {service_id}")
-            return self._http_result(payload)
-        if stopping in done:
-            return 503, _error_body("Hub is shutting down")
-        logger.info("request %s (%s) timed out", response_ref, action)
-        return 408, _error_body("Request timed out")
-
-    async def _deliver(
-        self, request: dict[str, Any], answer: asyncio.Future[Any]
-    ) -> tuple[bool, Any]:
-        """Wait for a slot, push the request to the next consumer and wait for its answer."""
-        if self._slots is not None:
-            async with self._slots:
-                return await self._push_and_wait(request, answer)
-        return await self._push_and_wait(request, answer)
-
-    async def _push_and_wait(
-        self, request: dict[str, Any], answer: asyncio.Future[Any]
-    ) -> tuple[bool, Any]:
-        if not self._joined:
-            return False, None
-        consumer = self._joined[self._round_robin % len(self._joined)]
-        self._round_robin += 1
-        logger.debug(
-            "request %s (%s) to consumer %d",
-            request["response_ref"],
-            request["action"],
-            consumer.id,
-        )
-        # Like the real hub, a request whose push is lost simply times out.
-        await consumer.push("request", request)
-        return True, await answer
-
-    @staticmethod
-    def _http_result(payload: Any) -> tuple[int, dict[str, Any]]:
-        """Turn a consumer's response payload into the HTTP front's answer."""
-        if not (isinstance(payload, dict) and "status" in payload and "message" in payload):
-            return 502, _error_body("Invalid response format from service process")
-        success = payload["status"] == "success"
-        body: dict[str, Any] = {
-            "status": "success" if success else "error",
-            "message": payload["message"],
-        }
-        # Local-hub extension: the real hub only returns status and message.
-        for key in ("status_code", "fields"):
-            if key in payload:
-                body[key] = payload[key]
-        return (200 if success else 400), body
-
-    # ----------------------------------------------------------------- HTTP front
-
-    async def _handle_http(self, request: web.Request) -> web.Response:
-        try:
-            body = json_codec.loads(await request.text())
-        except ValueError:
-            return self._json(400, _error_body("Malformed JSON body"))
-        if not isinstance(body, dict) or not {"service_id", "action", "fields"} <= body.keys():
-            return self._json(400, _error_body(_MISSING_PARAMS))
-        if self._api_token is not None:
-            header = request.headers.get("Authorization", "")
-            scheme, _, supplied = header.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                supplied.strip().encode(), self._api_token.encode()
-            ):
-                return self._json(401, _error_body("Invalid or missing API token"))
-        status, answer = await self._call(body["service_id"], body["action"], body["fields"], None)
-        return self._json(status, answer)
-
-    @staticmethod
-    def _json(status: int, body: dict[str, Any]) -> web.Response:
-        return web.json_response(body, status=status, dumps=json_codec.dumps)
+        return await self._front.call(self.service_id, action, fields, timeout)
 
     # ----------------------------------------------------------------- consumer socket
 
     async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
-        if self._stopping.is_set():
+        if self._front.stopping.is_set():
             return web.Response(status=503)
-        token = self._tokens.get(request.query.get("token", ""))
-        if token is None:
-            logger.warning("consumer refused (403): unknown or revoked token")
-            return web.Response(status=403)
-        raw_actions = request.query.get("actions")
-        if raw_actions is None:
-            logger.warning("consumer refused (403): no actions parameter")
-            return web.Response(status=403)
-        try:
-            catalog = json_codec.loads(raw_actions)
-        except json_codec.JSONDecodeFailure:
-            logger.warning("consumer refused (500): actions parameter is not JSON")
-            return web.Response(status=500)
-        try:
-            serializer = serializer_for(request.query.get("vsn", "1.0.0"))
-        except ValueError:
-            logger.warning("consumer refused (403): unsupported vsn")
-            return web.Response(status=403)
-        if self._connections and catalog != self.catalog:
-            logger.warning(
-                "consumer refused (403): its action catalog differs from the one registered "
-                "by the %d connected consumer(s)",
-                len(self._connections),
-            )
-            return web.Response(status=403)
-
-        websocket: _WebSocket = web.WebSocketResponse(autoping=False, timeout=_CLOSE_TIMEOUT)
+        admitted = self._gate.check(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        websocket: WebSocket = web.WebSocketResponse(autoping=False, timeout=_CLOSE_TIMEOUT)
         if not websocket.can_prepare(request).ok:
             return web.Response(status=400)
-        consumer = _Consumer(
+        consumer = Consumer(
             id=next(self._next_id),
             request=request,
             websocket=websocket,
-            serializer=serializer,
-            token=token,
+            serializer=admitted.serializer,
+            token=admitted.token,
+            actions=admitted.actions,
             last_activity=asyncio.get_running_loop().time(),
         )
-        if not self._connections:
-            self.catalog = catalog
         self._connections[consumer.id] = consumer
         self._notify()
         try:
@@ -608,67 +438,27 @@ class LocalHub:
             logger.info(
                 "consumer %d connected (vsn %s, token id %s)",
                 consumer.id,
-                serializer.version,
-                token["id"],
+                consumer.serializer.version,
+                consumer.token["id"],
             )
-            await self._serve(consumer)
+            await consumer.serve(lambda: self.idle_timeout, self._on_message)
         finally:
             await self._forget(consumer)
         return websocket
 
-    async def _serve(self, consumer: _Consumer) -> None:
-        """Read frames until the socket closes, the consumer falls silent or sends garbage."""
-        websocket = consumer.websocket
-        loop = asyncio.get_running_loop()
-        while True:
-            remaining = consumer.last_activity + self.idle_timeout - loop.time()
-            if remaining <= 0:
-                logger.info(
-                    "consumer %d idle for %s s: closing (1002)", consumer.id, self.idle_timeout
-                )
-                await consumer.close(CLOSE_IDLE)
-                return
-            try:
-                frame = await websocket.receive(timeout=remaining)
-            except TimeoutError:
-                continue
-            if frame.type is WSMsgType.TEXT:
-                consumer.touch()
-                try:
-                    message = consumer.serializer.decode(frame.data)
-                except FrameError as error:
-                    logger.warning(
-                        "consumer %d sent an undecodable frame (%s): closing (1011)",
-                        consumer.id,
-                        error,
-                    )
-                    await consumer.close(CLOSE_CRASH)
-                    return
-                self.received.append((consumer.id, message))
-                await self._handle_message(consumer, message)
-            elif frame.type is WSMsgType.BINARY:
-                consumer.touch()
-                logger.warning("consumer %d sent a binary frame: closing (1011)", consumer.id)
-                await consumer.close(CLOSE_CRASH)
-                return
-            elif frame.type is WSMsgType.PING:
-                consumer.touch()
-                try:
-                    await websocket.pong(frame.data)
-                except (ConnectionError, RuntimeError):
-                    return
-            elif frame.type is WSMsgType.PONG:
-                consumer.touch()
-            else:  # CLOSE, CLOSING, CLOSED or ERROR
-                return
+    async def _on_message(self, consumer: Consumer, message: Message) -> None:
+        """One decoded frame from a consumer: heartbeats here, the rest to the channel."""
+        self.received.append((consumer.id, message))
+        if message.topic == PHOENIX_TOPIC and message.event == HEARTBEAT:
+            if self.answer_heartbeats:
+                await consumer.reply(message, "ok", {})
+            return
+        await self._channel.handle(consumer, message)
 
-    async def _forget(self, consumer: _Consumer) -> None:
-        """Remove a finished socket: leave the rotation, drop the catalog after the last one."""
-        if consumer.joined:
-            await self._leave(consumer)
+    async def _forget(self, consumer: Consumer) -> None:
+        """Remove a finished socket (and take it out of the rotation)."""
+        await self._channel.leave(consumer)
         self._connections.pop(consumer.id, None)
-        if not self._connections:
-            self.catalog = None
         consumer.done.set()
         self._notify()
         if consumer.ready:
@@ -680,98 +470,3 @@ class LocalHub:
                     consumer.id,
                     consumer.websocket.close_code,
                 )
-
-    async def _handle_message(self, consumer: _Consumer, message: Message) -> None:
-        if message.topic == PHOENIX_TOPIC and message.event == HEARTBEAT:
-            if self.answer_heartbeats:
-                await consumer.reply(message, "ok", {})
-            return
-        if message.topic == SERVICE_TOPIC and message.event == PHX_JOIN:
-            await self._join(consumer, message)
-            return
-        if message.topic != SERVICE_TOPIC or not consumer.joined:
-            await consumer.reply(message, "error", {"reason": "unmatched topic"})
-            return
-        if message.event == "response":
-            answer = self._pending.get(message.ref) if message.ref is not None else None
-            if answer is not None and not answer.done():
-                answer.set_result(message.payload)
-            else:
-                logger.debug("consumer %d: response for unknown ref ignored", consumer.id)
-            return
-        join_ref = consumer.join_ref
-        if message.event == PHX_LEAVE:
-            await consumer.reply(message, "ok", {})
-            await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, join_ref, join_ref))
-            await self._leave(consumer)
-            logger.info("consumer %d left", consumer.id)
-            return
-        # Any other event crashes the hub's channel: phx_error, out of the rotation.
-        logger.warning(
-            "consumer %d sent illegal event %r on the service topic: phx_error",
-            consumer.id,
-            message.event,
-        )
-        await consumer.send(Message(SERVICE_TOPIC, PHX_ERROR, {}, join_ref, join_ref))
-        await self._leave(consumer)
-
-    async def _join(self, consumer: _Consumer, message: Message) -> None:
-        if consumer.joined:
-            # A duplicate join closes the first one.
-            old_ref = consumer.join_ref
-            await consumer.send(Message(SERVICE_TOPIC, PHX_CLOSE, {}, old_ref, old_ref))
-            await self._leave(consumer)
-        consumer.joined = True
-        consumer.join_ref = message.join_ref if message.join_ref is not None else message.ref
-        self._joined.append(consumer)
-        count = len(self._joined)
-        await consumer.reply(
-            message,
-            "ok",
-            {
-                "service": dict(self.service),
-                "token": self._public_token(consumer.token),
-                "num_consumers": count,
-            },
-        )
-        logger.info("consumer %d joined (%d joined)", consumer.id, count)
-        await self._announce(exclude=consumer)
-        self._notify()
-
-    async def _leave(self, consumer: _Consumer) -> None:
-        """Take a consumer out of the rotation and tell the others (twice, like the hub)."""
-        if not consumer.joined:
-            return
-        consumer.joined = False
-        consumer.join_ref = None
-        if consumer in self._joined:
-            self._joined.remove(consumer)
-        self._notify()
-        await self._announce(exclude=consumer)
-        await self._announce(exclude=consumer)
-
-    async def _announce(self, exclude: _Consumer) -> None:
-        """Push ``num_consumers`` to every joined consumer but `exclude`."""
-        payload = {"num_consumers": len(self._joined)}
-        for other in list(self._joined):
-            if other is not exclude:
-                await other.push("num_consumers", payload)
-
-    # ----------------------------------------------------------------- tokens
-
-    def _add_token(self, value: str) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        record = {
-            "id": str(uuid.uuid4()),
-            "value": value,
-            "context": TOKEN_CONTEXT,
-            "service_id": self.service_id,
-            "inserted_at": _timestamp(now),
-            "expires_at": _timestamp(now + TOKEN_VALIDITY),
-        }
-        self._tokens[value] = record
-        return record
-
-    @staticmethod
-    def _public_token(record: dict[str, Any]) -> dict[str, Any]:
-        return {key: value for key, value in record.items() if key != "value"}

@@ -113,7 +113,7 @@ class ThroughTheHubTest(unittest.IsolatedAsyncioTestCase):
     def call(self, *args: str, stdin: str = "", **env: str) -> Awaitable[Result]:
         """``call ARGS --hub <the hub> --service-id <its id>`` with the account token set."""
         env.setdefault("PLUGBOARD_API_TOKEN", ACCOUNT_TOKEN)
-        hub = ("--hub", self.hub.http_url, "--service-id", self.hub.service_id)
+        hub = ("--hub", self.hub.http_url, "--service-id", str(self.hub.service_id))
         return run_cli("call", *args, *hub, stdin=stdin, **env)
 
     def assert_answer(self, result: Result, code: int, http: str) -> dict[str, Any]:
@@ -152,7 +152,7 @@ class ThroughTheHubTest(unittest.IsolatedAsyncioTestCase):
 
     async def test_what_the_hub_itself_answers(self) -> None:
         hub = ("--hub", self.hub.http_url)
-        wrong_service = "9" if self.hub.service_id != "9" else "8"
+        wrong_service = "9" if self.hub.service_id != 9 else "8"
         results = await run_all(
             late=self.call("Dawdle"),
             no_service=run_cli(
@@ -170,7 +170,7 @@ class ThroughTheHubTest(unittest.IsolatedAsyncioTestCase):
                 '{"text": "x"}',
                 *hub,
                 PLUGBOARD_API_TOKEN=ACCOUNT_TOKEN,
-                PLUGBOARD_SERVICE_ID=self.hub.service_id,
+                PLUGBOARD_SERVICE_ID=str(self.hub.service_id),
             ),
         )
         late = self.assert_answer(results["late"], 1, "408 (error)")

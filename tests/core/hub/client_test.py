@@ -84,7 +84,7 @@ class JoinTest(unittest.IsolatedAsyncioTestCase):
             self.assertTrue(client.joined)
             self.assertIsNotNone(client.service)
             assert client.service is not None and client.token is not None
-            self.assertEqual(str(client.service.id), hub.service_id)
+            self.assertEqual(client.service.id, hub.service_id)
             self.assertIsNone(client.token.value)
             self.assertEqual(client.num_consumers, 1)
             self.assertEqual(hub.catalog, client.catalog)

@@ -45,13 +45,14 @@ class ReconnectTest(unittest.IsolatedAsyncioTestCase):
     async def test_hub_restart_on_the_same_port(self) -> None:
         consumer, port, token = await consumer_of_a_stopped_hub()
         await wait_until(lambda: not consumer.client.joined)
-        async with LocalHub(port=port, tokens=[token]) as second:
+        async with LocalHub(port=port, tokens=[token], service_name="restarted") as second:
             await second.wait_for_joined(1, timeout=10)
             status, _ = await second.request("Echo", {"message": "again"})
             self.assertEqual(status, 200)
             service = consumer.client.service
             assert service is not None
-            self.assertEqual(str(service.id), second.service_id)
+            # The record from the new join (the name tells it from the first hub's).
+            self.assertEqual((service.id, service.name), (second.service_id, "restarted"))
             await consumer.stop()
 
     async def test_hub_down_for_ten_seconds_comes_back_within_seconds(self) -> None:
