@@ -32,6 +32,8 @@ logger = logging.getLogger("entrypoint")
 
 EXIT_USAGE = 2
 EXIT_DATABASE = 1
+# A lifespan function failed at start-up (like an unreachable database: not a usage error).
+EXIT_LIFESPAN = 1
 
 
 def fail(message: str) -> int:
@@ -96,6 +98,8 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
     """Discover actions and events, prepare the database, optionally start the local hub,
     and run the client until it stops."""
     from core.db.errors import DatabaseConfigError, DatabaseStartupError
+    from core.execution.context import State
+    from core.execution.lifespan import LifespanError, describe, discover_lifespans, open_lifespans
     from core.hub.client import PlugboardClient
     from core.hub.event_handler import EventHandler
     from core.model.registry import ActionRegistry, DiscoveryError
@@ -106,6 +110,7 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
     try:
         actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
         events = ActionRegistry.discover(settings.events_path, EventHandler)
+        lifespans = discover_lifespans(settings.actions_path)
     except DiscoveryError as error:
         return fail(f"cannot load actions or events: {error}")
     if not actions:
@@ -118,6 +123,16 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         sys.stderr.write(f"error: {printable(str(error))}\n")
         return EXIT_DATABASE
     async with contextlib.AsyncExitStack() as stack:
+        # Resources open before the hub sees this replica, and close (last in this stack)
+        # once client.run() has delivered the last response.
+        state = State()
+        try:
+            await stack.enter_async_context(open_lifespans(lifespans, state))
+        except LifespanError as error:
+            sys.stderr.write(f"error: {printable(settings.hide_secrets(str(error)))}\n")
+            return EXIT_LIFESPAN
+        if lifespans:
+            logger.info("lifespan open: %s", ", ".join(describe(item) for item in lifespans))
         if local:
             from core.dev.local_hub.hub import LocalHub
 
@@ -129,6 +144,7 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
             )
             sys.stdout.flush()
         client = PlugboardClient(settings, actions, events)
+        client.executor.state = state
         if settings.health_port is not None:
             from core.ops.health import HealthServer  # aiohttp: only loaded when it is needed
 

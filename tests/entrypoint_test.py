@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
+from core.dev.local_hub.hub import LocalHub
 from core.settings import SettingsError
 from entrypoint import load_configuration
 from tests.core.settings_test import (
@@ -22,6 +25,9 @@ from tests.core.settings_test import (
     assert_sound,
     environments_with_a_secret,
 )
+from tests.fixtures.lifespan import FOLDER as LIFESPAN_ACTIONS
+from tests.replicas import Replica
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_TOKEN = "tok-5ecret-value-4242"
@@ -149,6 +155,77 @@ class ConfigurationTest(unittest.TestCase):
         with self.assertRaises(SettingsError) as caught:
             load_configuration({"DATABASE_URL": "nosuchdialect://db/app"})
         self.assertIn("DATABASE_URL must name a database SQLAlchemy knows", str(caught.exception))
+
+
+class LifespanServiceTest(unittest.IsolatedAsyncioTestCase):
+    """The service opens its lifespan before it joins and closes it after the last answer."""
+
+    async def asyncSetUp(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="lifespan_"))
+        self.addCleanup(shutil.rmtree, self.workdir, True)
+        self.log = self.workdir / "steps.log"
+        self.hub = await self.enterAsyncContext(LocalHub())
+
+    def replica(self, **env: str) -> Replica:
+        replica = Replica(
+            "lifespan",
+            self.hub.websocket_url,
+            next(iter(self.hub.tokens)),
+            self.workdir,
+            ACTIONS_PATH=str(LIFESPAN_ACTIONS),
+            LIFESPAN_LOG=str(self.log),
+            **env,
+        )
+        self.addAsyncCleanup(replica.kill)
+        return replica
+
+    def steps(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    async def test_a_failure_at_start_up_is_one_line_and_exit_1_before_joining(self) -> None:
+        replica = await self.replica(LIFESPAN_FAIL="open").start()
+        self.assertEqual(await replica.exited(), 1)
+        errors = [line for line in replica.lines if "error" in line.lower()]
+        self.assertEqual(len(errors), 1, replica.log())
+        self.assertRegex(
+            errors[0],
+            r"^error: lifespan \S+resources\.counter failed at start-up: ConnectionError: ",
+        )
+        self.assertNotIn("pa55word", replica.log())
+        self.assertNotIn("Traceback", replica.log())
+        # It never reached the hub.
+        self.assertEqual(self.hub.connection_count(), 0)
+        self.assertEqual(len(self.hub.received), 0)
+        self.assertEqual(self.steps(), ["open"])
+
+    async def test_closed_after_the_last_answer_on_sigterm(self) -> None:
+        replica = await (await self.replica().start()).joined()
+        self.assertEqual(self.steps(), ["open"])
+        first = await self.hub.request("Count", {})
+        running = asyncio.ensure_future(self.hub.request("Count", {"seconds": 0.5}))
+        await wait_until(lambda: len(self.steps()) == 4)  # the second one has started
+        replica.terminate()
+        status, body = await running
+        self.assertEqual(await replica.exited(), 0, replica.log())
+        self.assertEqual(first[1]["fields"], {"count": 1})
+        self.assertEqual((status, body["fields"]), (200, {"count": 2}))
+        # The running request finished with the resource open; it closed after that.
+        self.assertEqual(
+            [step.split()[0] for step in self.steps()],
+            ["open", "started", "answered", "started", "answered", "closed"],
+        )
+        log = replica.log()
+        self.assertLess(log.index("lifespan open:"), log.index("joined service"))
+
+    async def test_a_failure_while_closing_is_logged_in_one_line(self) -> None:
+        replica = await (await self.replica(LIFESPAN_FAIL="close").start()).joined()
+        replica.terminate()
+        self.assertEqual(await replica.exited(), 0, replica.log())
+        errors = [line for line in replica.lines if " ERROR " in line]
+        self.assertEqual(len(errors), 1, replica.log())
+        self.assertIn("failed while closing: RuntimeError: the pool would not close", errors[0])
+        self.assertNotIn("Traceback", replica.log())
+        self.assertEqual(self.steps(), ["open", "closed"])
 
 
 class EntrypointTest(unittest.TestCase):

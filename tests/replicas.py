@@ -43,8 +43,8 @@ class Replica:
             ACTIONS_PATH=str(FIXTURE_ACTIONS_FOLDER),
             LOG_LEVEL="INFO",
             SHUTDOWN_GRACE_SECONDS="10",
-            **env,
         )
+        self._env.update(env)  # may replace any of the above
         self._workdir = workdir
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None

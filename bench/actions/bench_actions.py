@@ -1,18 +1,46 @@
-"""The two actions the benchmark calls: the example `Echo` and `Sleep`, served alone.
+"""The two actions the benchmark calls, written as a user would: `Echo` and `Sleep`.
 
-They are the classes of ``actions/examples.py``, subclassed here so that discovery (which
-counts only classes defined in a module under the folder) serves just these two, and the
-benchmark measures the framework's cost around the smallest possible action.
+They stand alone (they do not reuse the shipped examples, which a project may delete), and
+take the request context as every new action does, so the benchmark measures the framework's
+cost around the smallest possible action, context included.
 """
 
 from __future__ import annotations
 
-from actions import examples
+import asyncio
+
+from pydantic import Field
+from typing_extensions import override
+
+from core import ActionResponse, ActionRunner, Context
 
 
-class Echo(examples.Echo):
-    """The example `Echo`: answers with the message it was given."""
+class Echo(ActionRunner):
+    """Answers with the message it was given."""
+
+    message: str = Field(description="The text to send back")
+
+    @classmethod
+    @override
+    def description(cls) -> str:
+        return "Sends the message back unchanged"
+
+    @override
+    async def run(self, ctx: Context) -> ActionResponse:
+        return ActionResponse(status_code=200, message="ok", fields={"message": self.message})
 
 
-class Sleep(examples.Sleep):
-    """The example `Sleep`: waits on the event loop, then answers."""
+class Sleep(ActionRunner):
+    """Waits on the event loop, then answers: many of them run at once."""
+
+    seconds: float = Field(default=0.2, ge=0, le=20, description="How long to sleep")
+
+    @classmethod
+    @override
+    def description(cls) -> str:
+        return "Waits without blocking, then answers"
+
+    @override
+    async def run(self, ctx: Context) -> ActionResponse:
+        await asyncio.sleep(self.seconds)
+        return ActionResponse(status_code=200, message="slept", fields={"seconds": self.seconds})

@@ -29,7 +29,10 @@ from core.dev.command import (
     read_fields,
 )
 from core.dev.offline import offline_client
+from core.execution.context import State
 from core.execution.executor import RequestExecutor
+from core.execution.lifespan import LifespanError, discover_lifespans, open_lifespans
+from core.model.registry import DiscoveryError
 from core.model.runner import ActionRunner
 from core.settings import Settings
 
@@ -97,28 +100,42 @@ async def _execute(
     name: str,
     fields: dict[str, Any],
 ) -> dict[str, Any]:
-    """Submit one request to a `RequestExecutor` and return the payload it answers with."""
+    """Submit one request to a `RequestExecutor` and return the payload it answers with.
+
+    The lifespan functions under the actions folder open their resources first, as at the
+    service's start-up, and close them after the answer.
+    """
     answers: list[dict[str, Any]] = []
 
     def respond(response_ref: str, payload: dict[str, Any]) -> None:
         answers.append(payload)
 
-    # The action gets an unconnected client (no websocket), as it would between connections.
+    # A seed-style action gets an unconnected client (no websocket), as it would between
+    # connections.
     client, _ = offline_client(settings, actions)
-    executor = RequestExecutor(
-        actions,
-        respond,
-        lambda: (client, None),
-        max_concurrency=settings.max_concurrency,
-        default_timeout=settings.action_timeout_seconds,
-    )
+    try:
+        lifespans = discover_lifespans(settings.actions_path)
+    except DiscoveryError as error:
+        raise CommandError(f"cannot load actions: {error}", EXIT_USAGE) from None
     limit = actions[name].timeout_seconds or settings.action_timeout_seconds
     try:
-        executor.submit({"action": name, "fields": fields, "response_ref": CALL_REF})
-        if not await executor.drain(limit + CALL_GRACE_SECONDS):
-            await executor.cancel_all()
-    finally:
-        executor.close()
+        async with open_lifespans(lifespans, State()) as state:
+            executor = RequestExecutor(
+                actions,
+                respond,
+                lambda: (client, None),
+                max_concurrency=settings.max_concurrency,
+                default_timeout=settings.action_timeout_seconds,
+                state=state,
+            )
+            try:
+                executor.submit({"action": name, "fields": fields, "response_ref": CALL_REF})
+                if not await executor.drain(limit + CALL_GRACE_SECONDS):
+                    await executor.cancel_all()
+            finally:
+                executor.close()
+    except LifespanError as error:
+        raise CommandError(settings.hide_secrets(str(error)), EXIT_FAILED) from None
     if not answers:
         raise CommandError("the action produced no response", EXIT_FAILED)
     return answers[0]

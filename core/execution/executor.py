@@ -1,9 +1,14 @@
-"""Request execution: validation, the concurrency limit, the time limit and error mapping.
+"""Request execution: validation, the concurrency limits, the time limit and error mapping.
 
 Every `request` from the hub becomes one task here, so a slow action never delays the
 others. The outcome is always an `ActionResponse` with the status codes of the protocol:
 400 invalid fields, 404 unknown action, 500 the action raised (generic message plus an error
 id that the log holds with the traceback), 503 shutting down, 504 over the time limit.
+
+How each action is run is decided once, when the executor is made (its plan): the calling
+convention of its `run()` (a `Context`, or the seed's client and websocket), whether it is a
+coroutine or runs in a worker thread, its time limit, its own concurrency limit and its
+counters.
 """
 
 from __future__ import annotations
@@ -13,17 +18,18 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import ValidationError
 
+from core.execution.context import Context, State
 from core.execution.limits import Slots
 from core.execution.responses import error_response, internal_error, validation_response
 from core.execution.stats import ActionStats
+from core.execution.threads import WorkerThreads
 from core.log import RateLimitedLog, request_log, truncate
 from core.model.response import ActionResponse
-from core.model.runner import ActionRunner
+from core.model.runner import CONTEXT, ActionRunner, run_convention
 
 logger = logging.getLogger(__name__)
 # Python 3.12 and later start each request's task eagerly: until the action first suspends,
@@ -40,15 +46,36 @@ SWEEP_SECONDS = 0.05
 # It returns None, or the payload it sent instead (a 500 for a payload it cannot encode), so
 # that the request is accounted with the status its caller really gets.
 Respond = Callable[[str, dict[str, Any]], dict[str, Any] | None]
-# Per action, decided once: the class, its time limit, whether run() is a coroutine, and its
-# counters.
-Plan = tuple[type[ActionRunner], float, bool, ActionStats]
-# Returns the (client, websocket) pair handed to ActionRunner.run().
+# How a plan calls run(): awaited with a Context, awaited with (client, websocket), or in a
+# worker thread with either.
+ASYNC_CONTEXT = 0
+ASYNC_CLIENT = 1
+THREAD_CONTEXT = 2
+THREAD_CLIENT = 3
+# Per action, decided once: the class, its time limit, how run() is called, its counters,
+# its own concurrency limit (None: only the service-wide one) and the name of the logger
+# its contexts bind (its module's).
+Plan = tuple[type[ActionRunner], float, int, ActionStats, Slots | None, str]
+# Returns the (client, websocket) pair handed to the seed's run(self, client, websocket).
 RunContext = Callable[[], tuple[Any, Any]]
 
 
+def _mode(action: type[ActionRunner]) -> int:
+    """How `action.run` is called (raises `ActionDefinitionError` for a signature that is
+    neither form)."""
+    by_context = run_convention(action) == CONTEXT
+    if inspect.iscoroutinefunction(action.run):
+        return ASYNC_CONTEXT if by_context else ASYNC_CLIENT
+    return THREAD_CONTEXT if by_context else THREAD_CLIENT
+
+
 class RequestExecutor:
-    """Runs requests as tasks under a concurrency limit and answers each exactly once."""
+    """Runs requests as tasks under the concurrency limits and answers each exactly once.
+
+    `state` is handed to every request's `Context` (the lifespan functions fill it); `threads`
+    runs the plain ``def run()`` actions. An action class whose `run()` has neither accepted
+    signature, or whose limits are out of range, raises `ActionDefinitionError` here.
+    """
 
     def __init__(
         self,
@@ -58,13 +85,15 @@ class RequestExecutor:
         *,
         max_concurrency: int = 100,
         default_timeout: float = 25.0,
+        state: State | None = None,
     ) -> None:
         self._actions = actions
         self._respond = respond
         self._context = context
         self._default_timeout = default_timeout
+        self.state = state if state is not None else State()
         self._slots = Slots(max_concurrency)
-        self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="action")
+        self.threads = WorkerThreads(max_concurrency)
         # Each request's task, with its payload (to answer one cancelled before it started).
         self._tasks: dict[asyncio.Task[None], dict[str, Any]] = {}
         self.stats: dict[str, ActionStats] = {name: ActionStats() for name in actions}
@@ -72,8 +101,10 @@ class RequestExecutor:
             name: (
                 action,
                 action.timeout_seconds or default_timeout,
-                inspect.iscoroutinefunction(action.run),
+                _mode(action),
                 self.stats[name],
+                Slots(action.max_concurrency) if action.max_concurrency is not None else None,
+                action.__module__,
             )
             for name, action in actions.items()
         }
@@ -141,7 +172,7 @@ class RequestExecutor:
 
     def close(self) -> None:
         """Release the worker threads (running ones finish in the background)."""
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self.threads.close()
 
     async def _handle(self, response_ref: str, action_name: Any, fields: Any) -> None:
         # The hot path: every request runs through here once, so it is written flat (one
@@ -153,41 +184,66 @@ class RequestExecutor:
         plan = self._plans.get(name)
         if fields is None:
             fields = {}
+        ctx: Context | None = None
         try:
             if plan is None or not self._accepting or type(fields) is not dict:
                 response = self._refusal(action_name, fields)
             else:
-                action, limit, is_async, _ = plan
+                action, limit, mode, stats, own_slots, logger_name = plan
                 try:
                     instance = action.model_validate(fields)
                 except ValidationError as error:
                     response = validation_response(error)
                 else:
-                    self._watch(task, time.monotonic() + limit)
-                    slots = self._slots
-                    if slots.free:
-                        slots.free -= 1
-                    else:
-                        await slots.wait()
-                    try:
-                        if is_async:
-                            client, websocket = self._context()
-                            # run() may be sync or async in its signature; here it is async
-                            # (checked at start-up), which mypy cannot know.
-                            result = await instance.run(client, websocket)  # type: ignore[misc]
-                        else:
-                            result = await self._run_in_thread(instance)
-                    except Exception:
-                        response = self._raised(name, response_ref)
-                    else:
-                        response = (
-                            result
-                            if isinstance(result, ActionResponse)
-                            else self._not_a_response(name, response_ref, result)
+                    # The time limit runs from here: waiting for a slot counts against it.
+                    deadline = time.monotonic() + limit
+                    self._deadlines[task] = deadline
+                    if self._sweeper is None:
+                        self._sweeper = asyncio.get_running_loop().call_later(
+                            SWEEP_SECONDS, self._sweep
                         )
+                    # The action's own limit first, so that a request waiting for it holds
+                    # no service-wide slot meanwhile.
+                    if own_slots is not None:
+                        if own_slots.free:
+                            own_slots.free -= 1
+                        else:
+                            await self._wait_for_slot(own_slots, stats)
+                    try:
+                        slots = self._slots
+                        if slots.free:
+                            slots.free -= 1
+                        else:
+                            await self._wait_for_slot(slots, stats)
+                        try:
+                            # run() is declared to return an ActionResponse or an awaitable
+                            # of one; which, and its parameters, were read from its
+                            # signature at start-up, which mypy cannot know.
+                            if mode == ASYNC_CONTEXT:
+                                ctx = Context(response_ref, name, deadline, self.state, logger_name)
+                                result = await instance.run(ctx)  # type: ignore[misc]
+                            elif mode == ASYNC_CLIENT:
+                                client, websocket = self._context()
+                                result = await instance.run(client, websocket)  # type: ignore[misc]
+                            else:
+                                ctx = Context(response_ref, name, deadline, self.state, logger_name)
+                                result = await self._run_in_thread(instance, ctx, mode)
+                        except Exception:
+                            response = self._raised(name, response_ref)
+                        else:
+                            response = (
+                                result
+                                if isinstance(result, ActionResponse)
+                                else self._not_a_response(name, response_ref, result)
+                            )
+                        finally:
+                            slots.release()
                     finally:
-                        slots.release()
+                        if own_slots is not None:
+                            own_slots.release()
         except asyncio.CancelledError:
+            if ctx is not None:
+                ctx.cancel()
             if task not in self._expired:
                 response = error_response(503, "The service shut down before the action finished")
                 try:
@@ -201,6 +257,17 @@ class RequestExecutor:
             self._answer(response_ref, name, plan, response, started)
         finally:
             self._forget(task)
+
+    @staticmethod
+    async def _wait_for_slot(slots: Slots, stats: ActionStats) -> None:
+        """Wait for a slot of `slots` (none is free), counted in the action's wait metrics."""
+        stats.waiting += 1
+        began = time.perf_counter()
+        try:
+            await slots.wait()
+        finally:
+            stats.waiting -= 1
+            stats.record_wait(time.perf_counter() - began)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         """Drop an answered request's task, time limit and expiry mark."""
@@ -251,20 +318,20 @@ class RequestExecutor:
     def _timed_out(self, response_ref: str, name: str) -> ActionResponse:
         plan = self._plans.get(name)
         limit = plan[1] if plan is not None else self._default_timeout
+        threads = self.threads
+        in_thread = plan is not None and plan[2] >= THREAD_CONTEXT
         logger.warning(
-            "action %s ran past its %.3g s time limit (ref %s)",
+            "action %s ran past its %.3g s time limit (ref %s)%s",
             name,
             limit,
             response_ref,
+            f"; its worker thread runs on until run() returns ({threads.busy} of "
+            f"{threads.size} threads busy, {threads.overrun} past their time limit)"
+            if in_thread
+            else "",
             extra={"action": name, "ref": response_ref},
         )
         return error_response(504, f"The action did not finish within {limit:g} s")
-
-    def _watch(self, task: asyncio.Task[Any], deadline: float) -> None:
-        """Cancel `task` once `deadline` passes (one sweep timer for all requests)."""
-        self._deadlines[task] = deadline
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -305,10 +372,12 @@ class RequestExecutor:
         stats.record(status_code, duration, message)
         request_log.write(name, status_code, duration, response_ref)
 
-    async def _run_in_thread(self, instance: ActionRunner) -> Any:
-        client, websocket = self._context()
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._threads, instance.run, client, websocket)
+    async def _run_in_thread(self, instance: ActionRunner, ctx: Context, mode: int) -> Any:
+        if mode == THREAD_CONTEXT:
+            result = await self.threads.run(ctx, instance.run, ctx)
+        else:
+            client, websocket = self._context()
+            result = await self.threads.run(ctx, instance.run, client, websocket)
         if inspect.isawaitable(result):
             return await result
         return result

@@ -20,6 +20,13 @@ class ActionStats:
     by_status: dict[int, int] = field(default_factory=dict)
     # buckets[i] counts requests that took at most LATENCY_BUCKETS[i] (not cumulative).
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    # Waits for a concurrency slot (the action's own or the service-wide one): requests
+    # waiting now, and each finished wait's seconds (a request that found a slot free at once
+    # is not counted).
+    waiting: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    wait_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
 
     def record(self, status_code: int, seconds: float, message: str | None) -> None:
         """Count one answered request."""
@@ -30,3 +37,9 @@ class ActionStats:
         if status_code >= 500:
             self.errors += 1
             self.last_error = message
+
+    def record_wait(self, seconds: float) -> None:
+        """Count one finished wait for a concurrency slot (granted or given up)."""
+        self.waits += 1
+        self.wait_seconds += seconds
+        self.wait_buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1

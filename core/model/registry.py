@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from core import json_codec
-from core.model.runner import ActionRunner
+from core.model.runner import ActionDefinitionError, ActionRunner, run_convention
 from core.model.schema import ActionSchema
 from core.redaction import truncate
 
@@ -60,29 +60,42 @@ class ActionRegistry:
         Only classes defined in a module count (an imported class is not counted twice), and
         abstract classes are skipped. Classes are keyed by `key(cls)`: the discriminator for
         actions, the ``event`` attribute for event handlers. Raises `DiscoveryError`, naming
-        the files, when a module fails to import or two classes share a key.
+        the files, when a module fails to import, two classes share a key, or an action's
+        `run()` takes neither ``(self, ctx)`` nor ``(self, client, websocket)``.
         """
         name_of = key or _default_key
         found: dict[str, type[Any]] = {}
         origin: dict[str, str] = {}
-        failures: list[str] = []
-        for file, module_name in _module_files(Path(path)):
-            try:
-                module = _import(file, module_name)
-            except Exception as error:  # any import-time failure must stop start-up
-                failures.append(f"{file}: {type(error).__name__}: {error}")
-                continue
+        modules, failures = _import_all(Path(path))
+        for file, module in modules:
             for cls in _classes_defined_in(module, kind):
                 name = name_of(cls)
                 where = f"{file}:{cls.__qualname__}"
                 if name in found and found[name] is not cls:
                     failures.append(f"two classes are named {name!r}: {origin[name]} and {where}")
                     continue
+                if issubclass(cls, ActionRunner):
+                    try:
+                        run_convention(cls)
+                    except ActionDefinitionError as error:
+                        failures.append(f"{file}: {error}")
+                        continue
                 found[name] = cls
                 origin[name] = where
         if failures:
             raise DiscoveryError("; ".join(failures))
         return dict(sorted(found.items()))
+
+    @staticmethod
+    def import_modules(path: str | Path) -> list[ModuleType]:
+        """Import every module under `path` (subfolders too), in file order.
+
+        Raises `DiscoveryError`, naming the files, when a module fails to import.
+        """
+        modules, failures = _import_all(Path(path))
+        if failures:
+            raise DiscoveryError("; ".join(failures))
+        return [module for _, module in modules]
 
     def get(self, name: str) -> type[ActionRunner] | None:
         """The action registered under `name`, if any."""
@@ -95,6 +108,18 @@ class ActionRegistry:
     def json_schemas(self) -> dict[str, Any]:
         """Pydantic's full JSON Schema for every action, keyed by action name."""
         return {name: action.json_schema() for name, action in self.actions.items()}
+
+
+def _import_all(root: Path) -> tuple[list[tuple[Path, ModuleType]], list[str]]:
+    """Every module under `root` imported, with the failures (one line each)."""
+    modules: list[tuple[Path, ModuleType]] = []
+    failures: list[str] = []
+    for file, module_name in _module_files(root):
+        try:
+            modules.append((file, _import(file, module_name)))
+        except Exception as error:  # any import-time failure must stop start-up
+            failures.append(f"{file}: {type(error).__name__}: {error}")
+    return modules, failures
 
 
 def _module_files(root: Path) -> Iterator[tuple[Path, str]]:

@@ -1,30 +1,87 @@
-"""`ActionRunner`: an action the hub can call."""
+"""`ActionRunner`: an action the hub can call, and how its `run()` is called."""
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Final, Literal
 
 from core.model.response import ActionResponse
 from core.model.schema import ActionSchema
 
-if TYPE_CHECKING:
-    from core.hub.client import PlugboardClient
+# The two ways a `run()` may be declared (see `ActionRunner`).
+CONTEXT: Final = "context"
+CLIENT: Final = "client"
+RunConvention = Literal["context", "client"]
+
+
+class ActionDefinitionError(TypeError):
+    """An action class the service cannot serve (its `run()` or its limits are wrong)."""
 
 
 class ActionRunner(ActionSchema):
     """An action: validated fields plus a `run()` that returns an `ActionResponse`.
 
-    Implement ``async def run(self, client, websocket)``; a plain ``def run(...)`` is allowed
-    too and runs in a worker thread, so blocking work (a database call) never stalls the
-    event loop. Set ``timeout_seconds`` on a subclass to override the service-wide time limit.
+    Declare ``async def run(self, ctx: Context) -> ActionResponse``: `ctx` carries the
+    request's ref, deadline, a logger bound to the request and what the lifespan opened
+    (`core.execution.context.Context`). A plain ``def run(self, ctx)`` is allowed too and
+    runs in a worker thread, so blocking work (a database call) never stalls the event loop.
+    The seed's ``run(self, client, websocket)`` (the `PlugboardClient` and its connection of
+    the moment, which may be None) still works; which form a class uses is read from its
+    signature once, when the service starts.
+
+    Class settings: ``timeout_seconds`` overrides the service-wide time limit
+    (``ACTION_TIMEOUT_SECONDS``); ``max_concurrency`` caps how many requests of this action
+    run at once (a bulkhead for a slow downstream), besides the service-wide
+    ``MAX_CONCURRENCY``. A request waiting for a slot is counted against its time limit.
     """
 
     timeout_seconds: ClassVar[float | None] = None
+    max_concurrency: ClassVar[int | None] = None
 
     @abstractmethod
-    def run(
-        self, client: PlugboardClient, websocket: Any
-    ) -> Awaitable[ActionResponse] | ActionResponse:
-        """Execute the action and return its response."""
+    def run(self, *args: Any) -> Awaitable[ActionResponse] | ActionResponse:
+        """Execute the action and return its response: ``run(self, ctx)`` (recommended) or
+        ``run(self, client, websocket)`` (the seed's form); ``async def`` or ``def``."""
+
+
+def run_convention(action: type[ActionRunner]) -> RunConvention:
+    """How `action.run` is called, read from its signature: ``"context"`` for
+    ``run(self, ctx)``, ``"client"`` for ``run(self, client, websocket)``.
+
+    Raises `ActionDefinitionError` for any other signature, and for class settings out of
+    range, naming the class.
+    """
+    where = f"{action.__module__}.{action.__qualname__}"
+    for setting, kind in (("timeout_seconds", float), ("max_concurrency", int)):
+        value = getattr(action, setting)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ActionDefinitionError(f"{where}.{setting} must be a positive number or None")
+        if kind is int and not isinstance(value, int):
+            raise ActionDefinitionError(f"{where}.{setting} must be a whole number or None")
+    try:
+        parameters = list(inspect.signature(action.run).parameters.values())[1:]
+    except (TypeError, ValueError) as error:
+        raise ActionDefinitionError(f"{where}.run has no readable signature: {error}") from None
+    positional = [
+        parameter
+        for parameter in parameters
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(parameter.kind is parameter.VAR_POSITIONAL for parameter in parameters)
+    if not variadic and len(positional) == 1:
+        return CONTEXT
+    if not variadic and len(positional) == 2:
+        return CLIENT
+    raise ActionDefinitionError(
+        f"{where}.run must take (self, ctx) or, as in the seed, (self, client, websocket); "
+        f"it takes {_described(parameters)}"
+    )
+
+
+def _described(parameters: list[inspect.Parameter]) -> str:
+    names = ["self", *(str(parameter) for parameter in parameters)]
+    return f"({', '.join(names)})"

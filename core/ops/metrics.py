@@ -45,21 +45,50 @@ class ClientCollector(Collector):
             "Time from receiving a request to sending its response",
             labels=["action"],
         )
-        for action, stats in sorted(client.executor.stats.items()):
+        waiting = GaugeMetricFamily(
+            "plugboard_requests_waiting",
+            "Requests waiting for a concurrency slot (the action's max_concurrency or the "
+            "service's MAX_CONCURRENCY)",
+            labels=["action"],
+        )
+        waited = HistogramMetricFamily(
+            "plugboard_request_wait_seconds",
+            "Time spent waiting for a concurrency slot, per wait (requests that found a slot "
+            "free are not counted)",
+            labels=["action"],
+        )
+        executor = client.executor
+        for action, stats in sorted(executor.stats.items()):
             for status, count in sorted(stats.by_status.items()):
                 requests.add_metric([action, str(status)], count)
-            cumulative = 0
-            buckets: list[tuple[str, float]] = []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.buckets, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([action], buckets, stats.total_seconds)
+            latency.add_metric([action], _cumulative(stats.buckets), stats.total_seconds)
+            waiting.add_metric([action], stats.waiting)
+            waited.add_metric([action], _cumulative(stats.wait_buckets), stats.wait_seconds)
         yield requests
         yield latency
+        yield waiting
+        yield waited
         yield GaugeMetricFamily(
             "plugboard_requests_in_flight",
             "Requests received and not yet answered",
-            value=client.executor.in_flight,
+            value=executor.in_flight,
+        )
+        threads = executor.threads
+        yield GaugeMetricFamily(
+            "plugboard_worker_threads",
+            "Worker threads the pool for plain `def run()` actions may start (MAX_CONCURRENCY)",
+            value=threads.size,
+        )
+        yield GaugeMetricFamily(
+            "plugboard_worker_threads_busy",
+            "Worker threads running an action now",
+            value=threads.busy,
+        )
+        yield GaugeMetricFamily(
+            "plugboard_worker_threads_overrun",
+            "Worker threads still running an action whose request was already answered (504 "
+            "past its time limit, or 503 at shutdown): each holds its thread until run() returns",
+            value=threads.overrun,
         )
         yield CounterMetricFamily(
             "plugboard_reconnects",
@@ -113,6 +142,16 @@ class ClientCollector(Collector):
             "Kept responses dropped because the outbox was full (OUTBOX_LIMIT)",
             value=outbox.dropped,
         )
+
+
+def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
+    """Prometheus histogram buckets (cumulative, by upper bound) from per-bucket counts."""
+    total = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+        total += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))
+    return buckets
 
 
 def render(client: PlugboardClient) -> bytes:

@@ -14,7 +14,7 @@ from core.execution.executor import RequestExecutor
 from core.execution.limits import Slots
 from core.model.response import ActionResponse
 from core.model.runner import ActionRunner
-from tests.support import LogCapture
+from tests.support import LogCapture, wait_until
 
 
 class Add(ActionRunner):
@@ -300,6 +300,126 @@ class TaskSemanticsTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(len(tasks), 3)
         self.assertNotIn(id(asyncio.current_task()), tasks)
         self.assertEqual(executor.in_flight, 0)
+
+
+class Gate:
+    """Requests that wait until the test opens the gate, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.running = 0
+        self.peak = 0
+        self.entered = asyncio.Event()
+
+    async def pass_through(self) -> None:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        self.entered.set()
+        try:
+            await self.open.wait()
+        finally:
+            self.running -= 1
+
+
+GATE = Gate()
+
+
+class Bulkhead(ActionRunner):
+    """At most two at once, whatever MAX_CONCURRENCY allows."""
+
+    max_concurrency = 2
+
+    @classmethod
+    def description(cls) -> str:
+        return "Capped at two"
+
+    async def run(self, ctx: Any) -> ActionResponse:
+        await GATE.pass_through()
+        return ActionResponse(status_code=200)
+
+
+class NarrowAndSlow(ActionRunner):
+    """One at a time, with a short time limit: a second one waits past it."""
+
+    max_concurrency = 1
+    timeout_seconds = 0.2
+
+    @classmethod
+    def description(cls) -> str:
+        return "Capped at one, short limit"
+
+    async def run(self, ctx: Any) -> ActionResponse:
+        await GATE.pass_through()
+        return ActionResponse(status_code=200)
+
+
+class Free(ActionRunner):
+    @classmethod
+    def description(cls) -> str:
+        return "No cap of its own"
+
+    async def run(self, ctx: Any) -> ActionResponse:
+        return ActionResponse(status_code=200)
+
+
+class ActionLimitTest(unittest.IsolatedAsyncioTestCase):
+    """An action's own max_concurrency: a bulkhead inside the service-wide limit."""
+
+    async def asyncSetUp(self) -> None:
+        global GATE
+        GATE = Gate()
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.executor = RequestExecutor(
+            {"Bulkhead": Bulkhead, "NarrowAndSlow": NarrowAndSlow, "Free": Free},
+            lambda ref, payload: self.answers.__setitem__(ref, payload),  # type: ignore[func-returns-value]
+            lambda: (None, None),
+            max_concurrency=10,
+        )
+        self.addCleanup(self.executor.close)
+
+    def submit(self, action: str, ref: str) -> None:
+        self.executor.submit({"action": action, "fields": {}, "response_ref": ref})
+
+    async def test_an_action_runs_at_most_its_own_limit_at_once(self) -> None:
+        for index in range(5):
+            self.submit("Bulkhead", f"b{index}")
+        await GATE.entered.wait()
+        await wait_until(lambda: self.executor.stats["Bulkhead"].waiting == 3)
+        self.assertEqual(GATE.running, 2)
+        # The waiting ones hold no service-wide slot: another action still runs at once.
+        self.submit("Free", "f")
+        await wait_until(lambda: "f" in self.answers)
+        self.assertEqual(self.answers["f"]["status_code"], 200)
+        GATE.open.set()
+        self.assertTrue(await self.executor.drain(5))
+        self.assertEqual(GATE.peak, 2)
+        self.assertEqual([self.answers[f"b{i}"]["status_code"] for i in range(5)], [200] * 5)
+        stats = self.executor.stats["Bulkhead"]
+        self.assertEqual((stats.waiting, stats.waits), (0, 3))
+        self.assertEqual(sum(stats.wait_buckets), 3)
+        self.assertGreater(stats.wait_seconds, 0.0)
+
+    async def test_time_spent_waiting_counts_toward_the_time_limit(self) -> None:
+        self.submit("NarrowAndSlow", "holder")
+        await GATE.entered.wait()
+        self.submit("NarrowAndSlow", "waiter")
+        await wait_until(lambda: "waiter" in self.answers)
+        self.assertEqual(self.answers["waiter"]["status_code"], 504)
+        self.assertEqual(self.executor.stats["NarrowAndSlow"].waiting, 0)
+        await wait_until(lambda: "holder" in self.answers)
+        self.assertEqual(self.answers["holder"]["status_code"], 504)
+        # Both gave their slots back: the next one runs at once.
+        GATE.open.set()
+        self.submit("NarrowAndSlow", "next")
+        self.assertTrue(await self.executor.drain(5))
+        self.assertEqual(self.answers["next"]["status_code"], 200)
+
+    async def test_a_limit_out_of_range_is_refused_when_the_executor_is_made(self) -> None:
+        class Zero(Free):
+            max_concurrency = 0
+
+        with self.assertRaisesRegex(TypeError, "Zero.max_concurrency must be a positive"):
+            RequestExecutor({"Zero": Zero}, lambda ref, payload: None, lambda: (None, None))
 
 
 class SlotsTest(unittest.IsolatedAsyncioTestCase):

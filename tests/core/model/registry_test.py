@@ -76,6 +76,36 @@ class DiscoverTest(unittest.TestCase):
         self.assertIn(str(first), message)
         self.assertIn(str(second), message)
 
+    def test_an_action_whose_run_takes_neither_form_names_its_file(self) -> None:
+        bad = self.write(
+            "odd.py",
+            """
+            from core import ActionResponse, ActionRunner
+
+            class Odd(ActionRunner):
+                @classmethod
+                def description(cls):
+                    return "Odd"
+
+                async def run(self):
+                    return ActionResponse()
+            """,
+        )
+        self.write("good.py", ACTION.format(name="Good"))
+        with self.assertRaises(DiscoveryError) as caught:
+            ActionRegistry.discover(self.folder, ActionRunner)
+        self.assertIn(f"{bad}: ", str(caught.exception))
+        self.assertIn("Odd.run must take (self, ctx) or", str(caught.exception))
+
+    def test_import_modules_imports_each_module_in_file_order(self) -> None:
+        self.write("b.py", "VALUE = 'b'\n")
+        self.write("a/c.py", "VALUE = 'c'\n")
+        modules = ActionRegistry.import_modules(self.folder)
+        self.assertEqual([module.VALUE for module in modules], ["c", "b"])
+        self.write("broken.py", "raise RuntimeError('no')\n")
+        with self.assertRaisesRegex(DiscoveryError, "broken.py: RuntimeError: no"):
+            ActionRegistry.import_modules(self.folder)
+
     def test_missing_folder(self) -> None:
         with self.assertRaises(DiscoveryError):
             ActionRegistry.discover(self.folder / "nope", ActionRunner)
