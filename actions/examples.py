@@ -1,18 +1,17 @@
-"""Example actions: plain, optional, nested and synchronous fields."""
+"""Example actions: plain, optional and nested fields, a slow one and a blocking one.
+
+Each `run()` takes the request's context (`core.Context`): its ref, deadline, a logger
+bound to the request and the lifespan's resources.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from typing_extensions import override
 
-from core import ActionResponse, ActionRunner, ActionSchema
-
-if TYPE_CHECKING:
-    from core.plugboard_client import PlugboardClient
+from core import ActionResponse, ActionRunner, ActionSchema, Context
 
 
 class Echo(ActionRunner):
@@ -26,7 +25,7 @@ class Echo(ActionRunner):
         return "Sends the message back unchanged"
 
     @override
-    async def run(self, client: PlugboardClient, websocket: Any) -> ActionResponse:
+    async def run(self, ctx: Context) -> ActionResponse:
         return ActionResponse(status_code=200, message="ok", fields={"message": self.message})
 
 
@@ -43,8 +42,10 @@ class Greet(ActionRunner):
         return "Greets someone by name"
 
     @override
-    async def run(self, client: PlugboardClient, websocket: Any) -> ActionResponse:
+    async def run(self, ctx: Context) -> ActionResponse:
         text = f"{self.greeting}, {self.name}{self.punctuation or '!'}"
+        # Every line of ctx.logger carries the action and the request's ref.
+        ctx.logger.debug("greeting %d characters", len(self.name))
         return ActionResponse(status_code=200, message=text, fields={"greeting": text})
 
 
@@ -73,7 +74,7 @@ class FormatAddress(ActionRunner):
         return "Formats a postal address as lines of text"
 
     @override
-    async def run(self, client: PlugboardClient, websocket: Any) -> ActionResponse:
+    async def run(self, ctx: Context) -> ActionResponse:
         lines = [self.recipient, self.address.street]
         city = (
             f"{self.address.postcode} {self.address.city}"
@@ -95,13 +96,19 @@ class Sleep(ActionRunner):
         return "Waits without blocking, then answers"
 
     @override
-    async def run(self, client: PlugboardClient, websocket: Any) -> ActionResponse:
+    async def run(self, ctx: Context) -> ActionResponse:
+        # Past its time limit the service answers 504 and cancels this await.
         await asyncio.sleep(self.seconds)
         return ActionResponse(status_code=200, message="slept", fields={"seconds": self.seconds})
 
 
 class BlockingSum(ActionRunner):
-    """A synchronous run(): it blocks, so the framework runs it in a worker thread."""
+    """A plain def run(): it blocks, so the framework runs it in a worker thread.
+
+    A thread cannot be stopped from outside: past the time limit the caller gets 504, and the
+    thread is free again only when run() returns, so blocking waits go through ctx.cancelled,
+    which wakes up as soon as the service gives up on the request.
+    """
 
     numbers: list[float] = Field(description="The numbers to add", max_length=10_000)
     delay: float = Field(default=0.0, ge=0, le=5, description="Seconds to block first")
@@ -112,6 +119,7 @@ class BlockingSum(ActionRunner):
         return "Adds numbers in a worker thread (an example of a blocking action)"
 
     @override
-    def run(self, client: PlugboardClient, websocket: Any) -> ActionResponse:
-        time.sleep(self.delay)
+    def run(self, ctx: Context) -> ActionResponse:
+        if self.delay and ctx.cancelled.wait(self.delay):
+            return ActionResponse(status_code=503, message="given up")  # nobody waits for it
         return ActionResponse(status_code=200, message="summed", fields={"sum": sum(self.numbers)})

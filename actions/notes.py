@@ -11,18 +11,15 @@ and the service answers 400. A missing note is answered 404 with ``{"code": "NOT
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
 from sqlalchemy import delete, select
 from typing_extensions import override
 
 from actions.notes_model import BODY_MAX_LENGTH, TITLE_MAX_LENGTH, Note
-from core import ActionResponse, ActionRunner
+from core import ActionResponse, ActionRunner, Context
 from core.database import database
-
-if TYPE_CHECKING:
-    from core.plugboard_client import PlugboardClient
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -58,12 +55,13 @@ class CreateNote(ActionRunner):
         return "Creates a note and returns it, with its id and creation time"
 
     @override
-    def run(self, client: PlugboardClient | None, websocket: Any) -> ActionResponse:
+    def run(self, ctx: Context) -> ActionResponse:
         with database.transaction() as session:
             note = Note(title=self.title, body=self.body)
             session.add(note)
             session.flush()
             fields = note.to_dict()
+        ctx.logger.info("created note %d", fields["id"])
         return ActionResponse(status_code=201, message="note created", fields=fields)
 
 
@@ -78,7 +76,7 @@ class GetNote(ActionRunner):
         return "Returns the note with the given id (404 when there is none)"
 
     @override
-    def run(self, client: PlugboardClient | None, websocket: Any) -> ActionResponse:
+    def run(self, ctx: Context) -> ActionResponse:
         with database.session() as session:
             note = session.get(Note, self.id)
             if note is None:
@@ -112,7 +110,7 @@ class ListNotes(ActionRunner):
         return "Lists notes newest first; returns items and the next page's cursor (or null)"
 
     @override
-    def run(self, client: PlugboardClient | None, websocket: Any) -> ActionResponse:
+    def run(self, ctx: Context) -> ActionResponse:
         query = select(Note).order_by(Note.id.desc()).limit(self.limit + 1)
         if self.cursor:
             query = query.where(Note.id < self.cursor)
@@ -138,7 +136,7 @@ class DeleteNote(ActionRunner):
         return "Deletes the note with the given id (404 when there is none)"
 
     @override
-    def run(self, client: PlugboardClient | None, websocket: Any) -> ActionResponse:
+    def run(self, ctx: Context) -> ActionResponse:
         # One DELETE statement: two replicas deleting the same note cannot both succeed.
         with database.transaction() as session:
             deleted = session.execute(

@@ -33,9 +33,11 @@ from core.db.database import Database
 from core.db.migrations import MIGRATION_LOCK_KEY, sqlite_migration_lock_path
 from core.db.urls import shown_url
 from core.settings import PROJECT_ROOT
+from tests.fixtures.db import ALEMBIC_INI, HEAD, TABLE
+
+__all__ = ["ALEMBIC_INI", "HEAD", "TABLE"]  # the fixture migration, for the database tests
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-HEAD = "0001"
 TEST_DATABASE_PREFIX = "py_service_test_"
 
 DATABASE_VARIABLES = (
@@ -57,7 +59,8 @@ DATABASE_VARIABLES = (
 MIGRATE_CHILD = """
 import logging, os, pathlib, sys, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-from core.db.database import database
+from core.db.database import Database
+database = Database(alembic_ini=os.environ["ALEMBIC_INI"])
 barrier = pathlib.Path(os.environ["BARRIER_DIR"])
 (barrier / str(os.getpid())).touch()
 deadline = time.monotonic() + 30
@@ -266,7 +269,9 @@ def stop_child(child: subprocess.Popen[str]) -> None:
 
 def start_migrate_children(url: URL, count: int, barrier: Path) -> list[subprocess.Popen[str]]:
     """Start ``count`` processes that each call ``database.migrate()`` at the same moment."""
-    env = child_environment(url, BARRIER_DIR=str(barrier), BARRIER_SIZE=str(count))
+    env = child_environment(
+        url, BARRIER_DIR=str(barrier), BARRIER_SIZE=str(count), ALEMBIC_INI=str(ALEMBIC_INI)
+    )
     return [
         subprocess.Popen(
             [sys.executable, "-c", MIGRATE_CHILD],
@@ -284,7 +289,8 @@ def start_migrate_children(url: URL, count: int, barrier: Path) -> list[subproce
 
 
 class BackendCase(unittest.TestCase):
-    """A fresh database for the class and a `Database` on it, emptied before each test.
+    """A fresh database for the class and a `Database` on it (migrated by the fixture
+    migration, `ALEMBIC_INI`), emptied before each test.
 
     Subclasses mix in `SqliteBackend` or `PostgresBackend` (first), which say where the
     database is; a module keeps its shared tests on a class nested in a holder class, so
@@ -302,7 +308,7 @@ class BackendCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.url = cls.database_url()
-        cls.manager = Database(url=cls.url)
+        cls.manager = Database(url=cls.url, alembic_ini=ALEMBIC_INI)
         cls.addClassCleanup(cls.manager.dispose)
         cls.manager.initialize()
 

@@ -27,7 +27,7 @@ from tests.core.settings_test import (
 )
 from tests.fixtures.lifespan import FOLDER as LIFESPAN_ACTIONS
 from tests.replicas import Replica
-from tests.support import wait_until
+from tests.support import FIXTURE_ACTIONS_FOLDER, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_TOKEN = "tok-5ecret-value-4242"
@@ -37,14 +37,16 @@ Result = subprocess.CompletedProcess[str]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without hub settings, with a throw-away SQLite database."""
+    """The environment without hub settings, with a throw-away SQLite database, serving the
+    fixture actions."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("WEBSOCKET_URL", "TOKEN", "DATABASE_URL", "ENVIRONMENT")
+        if key not in ("WEBSOCKET_URL", "TOKEN", "DATABASE_URL", "ENVIRONMENT", "ACTIONS_PATH")
         and not key.startswith("POSTGRES_")
     }
     env["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='entrypoint_')}/service.sqlite3"
+    env["ACTIONS_PATH"] = str(FIXTURE_ACTIONS_FOLDER)
     env.update(extra)
     return env
 

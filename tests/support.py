@@ -16,10 +16,12 @@ from core.hub.event_handler import EventHandler
 from core.model.registry import ActionRegistry
 from core.model.runner import ActionRunner
 from core.settings import PROJECT_ROOT, Settings
+from tests.fixtures.actions import FOLDER as FIXTURE_ACTIONS_FOLDER
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_ACTIONS = ActionRegistry.discover(PROJECT_ROOT / "actions", ActionRunner)
-FIXTURE_ACTIONS = ActionRegistry.discover(ROOT / "tests" / "fixtures" / "actions", ActionRunner)
+# The framework's tests serve actions of their own (never the shipped examples, which a
+# project may delete): tests/fixtures/actions.
+FIXTURE_ACTIONS = ActionRegistry.discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
 EVENTS = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
 
 
@@ -55,9 +57,10 @@ def start_consumer(
     actions: Mapping[str, type[ActionRunner]] | None = None,
     **overrides: Any,
 ) -> Consumer:
-    """Start a real client against `hub` (call inside a running loop)."""
+    """Start a real client against `hub` (call inside a running loop); it serves `actions`
+    (default: the fixture actions)."""
     settings = fast_settings(hub, **overrides)
-    client = PlugboardClient(settings, actions if actions is not None else EXAMPLE_ACTIONS, EVENTS)
+    client = PlugboardClient(settings, actions if actions is not None else FIXTURE_ACTIONS, EVENTS)
     return Consumer(client)
 
 

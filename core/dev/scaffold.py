@@ -30,7 +30,7 @@ MAX_LINE_LENGTH: Final = 100
 EXAMPLE_FIELDS: Final = """'{"text": "hello"}'"""
 # Names the templates import; a class of the same name would shadow them.
 TEMPLATE_NAMES: Final = frozenset(
-    {"ActionResponse", "ActionRunner", "Any", "Field", "PlugboardClient", "ValidationError"}
+    {"ActionResponse", "ActionRunner", "Context", "Field", "TestClient"}
 )
 
 ACTION_TEMPLATE: Final = Template('''\
@@ -38,16 +38,10 @@ ACTION_TEMPLATE: Final = Template('''\
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from pydantic import Field
 from typing_extensions import override
 
-from core.model.response import ActionResponse
-from core.model.runner import ActionRunner
-
-if TYPE_CHECKING:
-    from core.hub.client import PlugboardClient
+from core import ActionResponse, ActionRunner, Context
 
 
 class $class_name(ActionRunner):
@@ -62,42 +56,40 @@ class $class_name(ActionRunner):
         return "Returns the text unchanged (TODO: describe what the action does)"
 
     @override
-    async def run(self, client: PlugboardClient, websocket: Any) -> ActionResponse:
-        # Await here, never block: blocking work belongs in a plain `def run` instead,
-        # which the service runs in a worker thread.
+    async def run(self, ctx: Context) -> ActionResponse:
+        # Await here, never block: blocking work belongs in a plain `def run(self, ctx)`,
+        # which the service runs in a worker thread. ctx has the request's ref, deadline and
+        # logger, and ctx.state what the @lifespan functions opened.
+        ctx.logger.debug("%d characters", len(self.text))
         return ActionResponse(status_code=200, message="ok", fields={"text": self.text})
 ''')
 
 TEST_TEMPLATE: Final = Template('''\
-"""Tests of the $class_name action."""
+"""Tests of the $class_name action, served as in production: validated and run by the
+service's own client, through an in-process local hub."""
 
 from __future__ import annotations
 
-import asyncio
 import unittest
-from typing import Any
-
-from pydantic import ValidationError
 
 from $module import $class_name
-from core.model.response import ActionResponse
+from core.testing import TestClient
 
 
-def run(fields: dict[str, Any]) -> ActionResponse:
-    """Validate `fields` as the service does, then run the action (no hub needed)."""
-    action = $class_name.model_validate(fields)
-    return asyncio.run(action.run(None, None))  # type: ignore[arg-type]  # no client here
+class ${class_name}Test(unittest.IsolatedAsyncioTestCase):
+    async def asyncSetUp(self) -> None:
+        # TestClient() would serve every action under ACTIONS_PATH, with its lifespan.
+        self.client = await self.enterAsyncContext(TestClient([$class_name]))
 
-
-class ${class_name}Test(unittest.TestCase):
-    def test_returns_the_text(self) -> None:
-        response = run({"text": "hello"})
+    async def test_returns_the_text(self) -> None:
+        response = await self.client.call("$class_name", {"text": "hello"})
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.fields, {"text": "hello"})
 
-    def test_text_is_required(self) -> None:
-        with self.assertRaises(ValidationError):
-            run({})
+    async def test_text_is_required(self) -> None:
+        response = await self.client.call("$class_name", {})
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("text: Field required", response.message)
 
     def test_catalog_entry(self) -> None:
         entry = $class_name.to_dict()

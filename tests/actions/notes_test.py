@@ -23,8 +23,8 @@ from actions.notes_model import BODY_MAX_LENGTH, TITLE_MAX_LENGTH, Note
 from core import ActionResponse, ActionRunner
 from core.database import database
 from core.execution.responses import validation_response
+from core.testing import TestClient, request_context
 from tests.databases import fresh_postgres_url, fresh_sqlite_url
-from tests.support import hub_and_consumer
 
 NOTE_ACTIONS: dict[str, type[ActionRunner]] = {
     action.discriminator(): action for action in (CreateNote, GetNote, ListNotes, DeleteNote)
@@ -33,7 +33,7 @@ NOTE_ACTIONS: dict[str, type[ActionRunner]] = {
 
 def call(action: ActionRunner) -> ActionResponse:
     """Run a synchronous action directly, as the framework's worker thread would."""
-    response = action.run(None, None)  # type: ignore[arg-type]  # no hub in these tests
+    response = action.run(request_context(action.discriminator()))
     assert isinstance(response, ActionResponse)
     return response
 
@@ -208,22 +208,22 @@ class Behaviours:
 
         def test_end_to_end_through_the_local_hub(self) -> None:
             async def scenario() -> None:
-                async with hub_and_consumer(NOTE_ACTIONS) as (hub, _):
-                    status, body = await hub.request("CreateNote", {"title": "Via the hub"})
-                    self.assertEqual((status, body["status_code"]), (200, 201))
-                    note_id = body["fields"]["id"]
-                    status, body = await hub.request("GetNote", {"id": note_id})
-                    self.assertEqual(body["fields"]["title"], "Via the hub")
-                    status, body = await hub.request("ListNotes", {"limit": 5})
-                    self.assertEqual([item["id"] for item in body["fields"]["items"]], [note_id])
-                    status, body = await hub.request("CreateNote", {"title": ""})
-                    self.assertEqual((status, body["status_code"]), (400, 400))
-                    self.assertIn("title", body["message"])
-                    status, body = await hub.request("DeleteNote", {"id": note_id})
-                    self.assertEqual(body["status_code"], 200)
-                    status, body = await hub.request("GetNote", {"id": note_id})
-                    self.assertEqual((status, body["status_code"]), (400, 404))
-                    self.assertEqual(body["fields"]["code"], "NOT_FOUND")
+                async with TestClient(NOTE_ACTIONS) as client:
+                    created = await client.call("CreateNote", {"title": "Via the hub"})
+                    self.assertEqual((created.http_status, created.status_code), (200, 201))
+                    note_id = created.fields["id"]
+                    fetched = await client.call("GetNote", {"id": note_id})
+                    self.assertEqual(fetched.fields["title"], "Via the hub")
+                    listed = await client.call("ListNotes", {"limit": 5})
+                    self.assertEqual([item["id"] for item in listed.fields["items"]], [note_id])
+                    invalid = await client.call("CreateNote", {"title": ""})
+                    self.assertEqual((invalid.http_status, invalid.status_code), (400, 400))
+                    self.assertIn("title", invalid.message)
+                    deleted = await client.call("DeleteNote", {"id": note_id})
+                    self.assertEqual(deleted.status_code, 200)
+                    missing = await client.call("GetNote", {"id": note_id})
+                    self.assertEqual((missing.http_status, missing.status_code), (400, 404))
+                    self.assertEqual(missing.fields["code"], "NOT_FOUND")
 
             asyncio.run(scenario())
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from actions.notes_model import Note
 from core.database import Base, Database, DatabaseConfigError, base, database, run_sync
 from core.settings import DatabaseConfig
 from tests.databases import (
@@ -28,6 +27,7 @@ from tests.databases import (
     isolate_environment,
     table_names,
 )
+from tests.fixtures.db.models import Item
 
 
 class StartupTest(unittest.TestCase):
@@ -120,7 +120,7 @@ class StartupTest(unittest.TestCase):
     def test_base_is_shared(self) -> None:
         self.assertIs(database.base, Base)
         self.assertIs(base, Base)
-        self.assertIn("notes", Base.metadata.tables)
+        self.assertIn(Item.__tablename__, Base.metadata.tables)
 
 
 # -- behaviour on a real database: SQLite and PostgreSQL ------------------------------------
@@ -136,9 +136,9 @@ class Behaviours:
             super().setUp()
             self.manager.migrate()
 
-        def count_notes(self) -> int:
+        def count_items(self) -> int:
             with self.manager.session() as session:
-                return session.scalar(select(func.count()).select_from(Note)) or 0
+                return session.scalar(select(func.count()).select_from(Item)) or 0
 
         def test_teardown_drops_every_table(self) -> None:
             with self.manager.transaction() as session:
@@ -148,38 +148,38 @@ class Behaviours:
 
         def test_transaction_commits_on_success(self) -> None:
             with self.manager.transaction() as session:
-                session.add(Note(title="kept", body=""))
-            self.assertEqual(self.count_notes(), 1)
+                session.add(Item(title="kept", body=""))
+            self.assertEqual(self.count_items(), 1)
 
         def test_transaction_rolls_back_and_reraises_on_error(self) -> None:
             with self.assertRaises(RuntimeError), self.manager.transaction() as session:
-                session.add(Note(title="lost", body=""))
+                session.add(Item(title="lost", body=""))
                 session.flush()  # the row reached the database before the error
                 raise RuntimeError("boom")
-            self.assertEqual(self.count_notes(), 0)
+            self.assertEqual(self.count_items(), 0)
 
         def test_session_commits_only_when_asked(self) -> None:
             with self.manager.session() as session:
-                session.add(Note(title="uncommitted", body=""))
+                session.add(Item(title="uncommitted", body=""))
                 session.flush()
-            self.assertEqual(self.count_notes(), 0)
+            self.assertEqual(self.count_items(), 0)
             with self.manager.session() as session:
-                session.add(Note(title="committed", body=""))
+                session.add(Item(title="committed", body=""))
                 session.commit()
-            self.assertEqual(self.count_notes(), 1)
+            self.assertEqual(self.count_items(), 1)
 
         def test_run_works_in_a_thread_without_blocking_the_loop(self) -> None:
             loop_thread = threading.get_ident()
 
             def add_slowly(session: Any, title: str) -> tuple[int, int]:
                 time.sleep(0.3)
-                note = Note(title=title, body="")
-                session.add(note)
+                item = Item(title=title, body="")
+                session.add(item)
                 session.flush()
-                return note.id, threading.get_ident()
+                return item.id, threading.get_ident()
 
             def fail(session: Any) -> None:
-                session.add(Note(title="rolled back", body=""))
+                session.add(Item(title="rolled back", body=""))
                 session.flush()
                 raise ValueError("nope")
 
@@ -199,14 +199,14 @@ class Behaviours:
                 ticker.cancel()
                 return result, ticks
 
-            (note_id, worker_thread), ticks = asyncio.run(scenario())
+            (item_id, worker_thread), ticks = asyncio.run(scenario())
             self.assertNotEqual(worker_thread, loop_thread)
             self.assertGreaterEqual(ticks, 10)  # the loop kept running while the thread slept
-            self.assertEqual(self.count_notes(), 1)
+            self.assertEqual(self.count_items(), 1)
             with self.manager.session() as session:
-                note = session.get(Note, note_id)
-                self.assertIsNotNone(note)
-                self.assertEqual(note.title if note else None, "threaded")
+                item = session.get(Item, item_id)
+                self.assertIsNotNone(item)
+                self.assertEqual(item.title if item else None, "threaded")
 
 
 class SqliteSessionTest(SqliteBackend, Behaviours.SessionCase):
@@ -222,7 +222,7 @@ class PostgresSessionTest(PostgresBackend, Behaviours.SessionCase):
         database.initialize(url=self.url)
 
         def count(session: Any) -> int:
-            return session.scalar(select(func.count()).select_from(Note)) or 0
+            return session.scalar(select(func.count()).select_from(Item)) or 0
 
         self.assertEqual(asyncio.run(run_sync(count)), 0)
 

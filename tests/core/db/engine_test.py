@@ -15,10 +15,10 @@ from unittest import mock
 from sqlalchemy import URL, create_engine, func, select, text
 from sqlalchemy.pool import NullPool
 
-from actions.notes_model import Note
 from core.database import Database, DatabaseConfigError, DatabaseUnavailableError
 from core.redaction import redact_url
-from tests.databases import fresh_postgres_url, isolate_environment
+from tests.databases import ALEMBIC_INI, fresh_postgres_url, isolate_environment
+from tests.fixtures.db.models import Item
 
 
 class StartupCheckTest(unittest.TestCase):
@@ -77,16 +77,16 @@ class SqliteEngineTest(unittest.TestCase):
     """Engines on SQLite."""
 
     def test_in_memory_database_is_shared_across_threads(self) -> None:
-        manager = Database(url="sqlite://")
+        manager = Database(url="sqlite://", alembic_ini=ALEMBIC_INI)
         self.addCleanup(manager.dispose)
         manager.migrate()
 
         def add(session: Any) -> None:
-            session.add(Note(title="from a thread", body=""))
+            session.add(Item(title="from a thread", body=""))
 
         asyncio.run(manager.run(add))
         with manager.session() as session:
-            self.assertEqual(session.scalar(select(func.count()).select_from(Note)), 1)
+            self.assertEqual(session.scalar(select(func.count()).select_from(Item)), 1)
 
 
 class PostgresEngineTest(unittest.TestCase):

@@ -18,7 +18,9 @@ from core.db.database import Database
 from core.db.migrations import sqlite_migration_lock_path
 from core.settings import PROJECT_ROOT
 from tests.databases import (
+    ALEMBIC_INI,
     HEAD,
+    TABLE,
     BackendCase,
     LineReader,
     PostgresBackend,
@@ -71,7 +73,7 @@ class Behaviours:
         def test_migrate_creates_the_schema_at_head(self) -> None:
             self.assertIsNone(self.manager.current_revision())
             self.manager.migrate()
-            self.assertIn("notes", table_names(self.url))
+            self.assertIn(TABLE, table_names(self.url))
             self.assertEqual(self.manager.current_revision(), HEAD)
             self.assertEqual(self.manager.head_revision(), HEAD)
             self.manager.migrate()  # already at head: nothing to do
@@ -80,14 +82,14 @@ class Behaviours:
         def test_downgrade_removes_the_schema(self) -> None:
             self.manager.migrate()
             self.manager.downgrade()
-            self.assertNotIn("notes", table_names(self.url))
+            self.assertNotIn(TABLE, table_names(self.url))
             self.assertIsNone(self.manager.current_revision())
 
         def test_alembic_command_line_upgrades_and_downgrades(self) -> None:
             env = child_environment(self.url)
             for arguments, present in ((["upgrade", "head"], True), (["downgrade", "base"], False)):
                 completed = subprocess.run(
-                    [sys.executable, "-m", "alembic", *arguments],
+                    [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *arguments],
                     cwd=PROJECT_ROOT,
                     env=env,
                     capture_output=True,
@@ -96,10 +98,10 @@ class Behaviours:
                 )
                 self.assertEqual(completed.returncode, 0, completed.stderr)
                 if present:
-                    self.assertIn("Running upgrade  -> 0001", completed.stderr)
-                    self.assertIn("notes", table_names(self.url))
+                    self.assertIn(f"Running upgrade  -> {HEAD}", completed.stderr)
+                    self.assertIn(TABLE, table_names(self.url))
                 else:
-                    self.assertNotIn("notes", table_names(self.url))
+                    self.assertNotIn(TABLE, table_names(self.url))
 
         def test_concurrent_migrations_from_three_processes(self) -> None:
             with tempfile.TemporaryDirectory() as barrier:
@@ -109,14 +111,14 @@ class Behaviours:
                 outputs = [child.communicate(timeout=60) for child in children]
             for child, (_, stderr) in zip(children, outputs, strict=True):
                 self.assertEqual(child.returncode, 0, stderr)
-            upgrades = sum(stderr.count("Running upgrade  -> 0001") for _, stderr in outputs)
+            upgrades = sum(stderr.count(f"Running upgrade  -> {HEAD}") for _, stderr in outputs)
             self.assertEqual(upgrades, 1, "exactly one process must run the migration")
             race = Database(url=self.race_url())
             self.addCleanup(race.dispose)
             with race.session() as session:
                 versions = session.execute(text("SELECT version_num FROM alembic_version")).all()
             self.assertEqual([row[0] for row in versions], [HEAD])
-            self.assertIn("notes", table_names(self.race_url()))
+            self.assertIn(TABLE, table_names(self.race_url()))
 
         def race_url(self) -> URL:
             """The fresh database the three migrating processes share."""
@@ -131,7 +133,7 @@ class Behaviours:
                     self.fail(f"migrate() did not wait for the lock: {reader.text()}")
                 time.sleep(0.2)
                 self.assertIsNone(child.poll())
-                self.assertNotIn("notes", table_names(self.url))
+                self.assertNotIn(TABLE, table_names(self.url))
             self.assertEqual(child.wait(timeout=60), 0, reader.text())
             self.assertEqual(self.manager.current_revision(), HEAD)
 

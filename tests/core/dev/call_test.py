@@ -49,7 +49,7 @@ class CallCommandTest(CommandTestCase):
         cls.results = run_all(
             {
                 "echo": call("echo", "Echo", '{"message": "hello"}'),
-                "create": call("notes", "CreateNote", "-", stdin='{"title": "from stdin"}'),
+                "stdin": call("stdin", "DatabaseRevision", "-", stdin='{"note": "from stdin"}'),
                 "invalid": call("invalid", "Greet", '{"greeting": 5}'),
                 "unknown": call("unknown", "Ecko", "{}"),
                 "bad_json": call("bad_json", "Echo", BAD_FIELDS),
@@ -72,16 +72,20 @@ class CallCommandTest(CommandTestCase):
         self.assertEqual(status, "status 200 (success)")
 
     def test_fields_from_stdin_with_the_database_migrated(self) -> None:
-        created = self.results["create"]
-        self.assert_ok(created)
-        payload, status = split_call_output(created.stdout)
-        self.assertEqual((payload["status_code"], status), (201, "status 201 (success)"))
-        self.assertEqual(payload["fields"]["title"], "from stdin")
+        result = self.results["stdin"]
+        self.assert_ok(result)
+        payload, status = split_call_output(result.stdout)
+        self.assertEqual((payload["status_code"], status), (200, "status 200 (success)"))
+        fields = payload["fields"]
+        self.assertEqual(fields["note"], "from stdin")
+        # The command migrated the database to the project's newest migration first.
+        self.assertEqual(fields["revision"], fields["head"])
         # No FIELDS argument: they come from stdin too; --json prints the payload alone.
-        note = json.dumps({"id": payload["fields"]["id"]})
-        fetched = run_cli(cli_env(self.folder, "notes"), "call", "GetNote", "--json", stdin=note)
-        self.assert_ok(fetched)
-        self.assertEqual(json.loads(fetched.stdout)["fields"]["title"], "from stdin")
+        again = run_cli(
+            cli_env(self.folder, "stdin"), "call", "DatabaseRevision", "--json", stdin="{}"
+        )
+        self.assert_ok(again)
+        self.assertEqual(json.loads(again.stdout)["fields"]["revision"], fields["head"])
 
     def test_invalid_fields_are_the_400_response(self) -> None:
         result = self.results["invalid"]
@@ -95,7 +99,7 @@ class CallCommandTest(CommandTestCase):
     def test_unknown_action(self) -> None:
         result = self.results["unknown"]
         self.assert_one_line_error(
-            result, 2, "unknown action 'Ecko'", "did you mean 'Echo'?", "Greet, ListNotes"
+            result, 2, "unknown action 'Ecko'", "did you mean 'Echo'?", "known actions: ", "Greet"
         )
         self.assertEqual(result.stdout, "")
 

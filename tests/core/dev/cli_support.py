@@ -22,8 +22,10 @@ from core import json_codec
 from core.model.registry import ActionRegistry
 from core.model.runner import ActionRunner
 from core.settings import PROJECT_ROOT as ROOT
+from tests.fixtures.actions import FOLDER as FIXTURE_ACTIONS_FOLDER
 
-ACTIONS = ActionRegistry.discover(ROOT / "actions", ActionRunner)
+# What the commands serve unless a test names another folder: the fixture actions.
+ACTIONS = ActionRegistry.discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
 CATALOG_JSON = json_codec.dumps({name: action.to_dict() for name, action in ACTIONS.items()})
 PARALLEL_RUNS = 8
 
@@ -70,7 +72,8 @@ class Big(ActionRunner):
 
 
 def cli_env(folder: Path, database: str = "devtools", **extra: str) -> dict[str, str]:
-    """The environment without hub, database or caller settings, with SQLite file `database`."""
+    """The environment without hub, database or caller settings, with SQLite file `database`,
+    serving the fixture actions (``ACTIONS_PATH`` in `extra` names another folder)."""
     removed = (
         "WEBSOCKET_URL",
         "TOKEN",
@@ -86,6 +89,7 @@ def cli_env(folder: Path, database: str = "devtools", **extra: str) -> dict[str,
         if key not in removed and not key.startswith("POSTGRES_")
     }
     env["DATABASE_URL"] = f"sqlite:///{folder / database}.sqlite3"
+    env["ACTIONS_PATH"] = str(FIXTURE_ACTIONS_FOLDER)
     env["LOG_LEVEL"] = "WARNING"
     env.update(extra)
     return env

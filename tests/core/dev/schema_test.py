@@ -70,7 +70,7 @@ class SchemaCommandTest(CommandTestCase):
             self.assertEqual(set(tool["function"]), {"name", "description", "parameters"})
             self.assertEqual(tool["function"]["parameters"]["type"], "object")
         echo = next(tool["function"] for tool in tools if tool["function"]["name"] == "Echo")
-        self.assertEqual(echo["description"], "Sends the message back unchanged")
+        self.assertEqual(echo["description"], "Sends the message back")
         self.assertEqual(echo["parameters"]["required"], ["message"])
         self.assertNotIn("title", echo["parameters"])
         self.assertNotIn("description", echo["parameters"])

@@ -14,7 +14,7 @@ from core.dev.local_hub.hub import LocalHub
 from core.model.response import ActionResponse
 from core.model.runner import ActionRunner
 from tests.support import (
-    EXAMPLE_ACTIONS,
+    FIXTURE_ACTIONS,
     LogCapture,
     hub_and_consumer,
     start_consumer,
@@ -69,7 +69,7 @@ class Unencodable(ActionRunner):
 
 
 ACTIONS: dict[str, type[ActionRunner]] = {
-    **EXAMPLE_ACTIONS,
+    **FIXTURE_ACTIONS,
     "WhoAmI": WhoAmI,
     "Crash": Crash,
     "Hang": Hang,
@@ -147,6 +147,11 @@ class JoinTest(unittest.IsolatedAsyncioTestCase):
             status, body = await hub.request("BlockingSum", {"numbers": [1, 2, 3.5]})
             self.assertEqual((status, body["fields"]), (200, {"sum": 6.5}))
 
+    async def test_the_seed_signature_gets_the_connected_client_and_websocket(self) -> None:
+        async with hub_and_consumer(ACTIONS) as (hub, _):
+            status, body = await hub.request("SeedEcho", {"message": "old"})
+            self.assertEqual((status, body["fields"]), (200, {"message": "old", "connected": True}))
+
     async def test_one_log_line_per_request_without_the_token(self) -> None:
         with LogCapture().installed() as logs:
             async with hub_and_consumer(ACTIONS) as (hub, consumer):
@@ -211,7 +216,7 @@ class RefusalTest(unittest.IsolatedAsyncioTestCase):
     async def test_catalog_mismatch_is_refused_with_403_and_explained(self) -> None:
         with LogCapture().installed() as logs:
             async with hub_and_consumer(ACTIONS) as (hub, _):
-                other = start_consumer(hub, {"Echo": EXAMPLE_ACTIONS["Echo"]})
+                other = start_consumer(hub, {"Echo": FIXTURE_ACTIONS["Echo"]})
                 await wait_until(lambda: "HTTP 403" in logs.text())
                 self.assertFalse(other.client.joined)
                 self.assertEqual(hub.joined_count(), 1)

@@ -107,7 +107,9 @@ class NothingLostTest(unittest.IsolatedAsyncioTestCase):
     async def test_response_computed_while_down_is_delivered_after_rejoin(self) -> None:
         async with hub_and_consumer() as (hub, consumer):
             token = next(iter(hub.tokens))
-            call = asyncio.ensure_future(hub.request("Sleep", {"seconds": 1.0}))
+            call = asyncio.ensure_future(
+                hub.request("Sleep", {"seconds": 1.0, "message": "computed while down"})
+            )
             await wait_until(lambda: consumer.client.executor.in_flight == 1)
             await hub.delete_token(token)  # reconnects are refused for now
             await hub.drop_connections()
@@ -116,7 +118,7 @@ class NothingLostTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(consumer.client.outbox.kept, 1)
             hub.accept_token(token)
             status, body = await asyncio.wait_for(call, 30)
-            self.assertEqual((status, body["fields"]), (200, {"seconds": 1.0}))
+            self.assertEqual((status, body["fields"]), (200, {"message": "computed while down"}))
 
     async def test_kept_responses_expire(self) -> None:
         with LogCapture().installed() as logs:

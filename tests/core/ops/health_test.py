@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import unittest
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
+from core import ActionResponse, ActionRunner, Context
 from core.dev.local_hub.hub import LocalHub
 from core.ops.health import HealthServer
 from tests.support import start_consumer, wait_until
+
+
+class OneAtATime(ActionRunner):
+    """A bulkhead of one, held until the test opens the gate."""
+
+    max_concurrency = 1
+    gate: ClassVar[asyncio.Event]
+
+    @classmethod
+    def description(cls) -> str:
+        return "One at a time"
+
+    async def run(self, ctx: Context) -> ActionResponse:
+        await OneAtATime.gate.wait()
+        return ActionResponse()
+
+
+class Overrun(ActionRunner):
+    """A blocking action that outlives its time limit until the test lets it go."""
+
+    timeout_seconds = 0.05
+    release: ClassVar[threading.Event] = threading.Event()
+
+    @classmethod
+    def description(cls) -> str:
+        return "Blocks past its limit"
+
+    def run(self, ctx: Context) -> ActionResponse:
+        Overrun.release.wait(10)
+        return ActionResponse()
 
 
 class HealthTest(unittest.IsolatedAsyncioTestCase):
@@ -105,6 +137,44 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("plugboard_joined 1.0", text)
         self.assertIn("plugboard_upgrade_refusals_total 0.0", text)
         self.assertRegex(text, r'plugboard_catalog_info\{hash="[0-9a-f]{12}"\} 1.0')
+
+    async def test_metrics_show_waits_and_worker_threads(self) -> None:
+        OneAtATime.gate = asyncio.Event()
+        Overrun.release.clear()
+        self.addCleanup(Overrun.release.set)
+        actions: dict[str, type[ActionRunner]] = {"OneAtATime": OneAtATime, "Overrun": Overrun}
+        async with LocalHub() as hub:
+            consumer = await start_consumer(hub, actions, max_concurrency=7).joined()
+            server = HealthServer(consumer.client, 0, host="127.0.0.1")
+            await server.start()
+            stats = consumer.client.executor.stats
+            try:
+                first = asyncio.ensure_future(hub.request("OneAtATime", {}))
+                second = asyncio.ensure_future(hub.request("OneAtATime", {}))
+                await wait_until(lambda: stats["OneAtATime"].waiting == 1)
+                overrun = await hub.request("Overrun", {})
+                _, during = await self.get(server, "/metrics")
+                OneAtATime.gate.set()
+                await asyncio.gather(first, second)
+                Overrun.release.set()
+                await wait_until(lambda: consumer.client.executor.threads.busy == 0)
+                _, after = await self.get(server, "/metrics")
+            finally:
+                await server.stop()
+                await consumer.stop()
+        self.assertEqual(overrun[1]["status_code"], 504)
+        self.assertIn('plugboard_requests_waiting{action="OneAtATime"} 1.0', during)
+        self.assertIn("plugboard_worker_threads 7.0", during)
+        self.assertIn("plugboard_worker_threads_busy 1.0", during)
+        self.assertIn("plugboard_worker_threads_overrun 1.0", during)
+        self.assertIn('plugboard_requests_waiting{action="OneAtATime"} 0.0', after)
+        self.assertIn('plugboard_request_wait_seconds_count{action="OneAtATime"} 1.0', after)
+        self.assertIn(
+            'plugboard_request_wait_seconds_bucket{action="OneAtATime",le="+Inf"} 1.0', after
+        )
+        self.assertIn('plugboard_request_wait_seconds_count{action="Overrun"} 0.0', after)
+        self.assertIn("plugboard_worker_threads_busy 0.0", after)
+        self.assertIn("plugboard_worker_threads_overrun 0.0", after)
 
 
 if __name__ == "__main__":
