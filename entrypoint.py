@@ -1,8 +1,11 @@
-"""The service's command line: ``python entrypoint.py [--local | actions | call | new | schema]``.
+"""The service's command line: ``python entrypoint.py [--local [--reload] | actions | call | new
+| schema]``.
 
 With no options it connects to the hub named by ``WEBSOCKET_URL`` and ``TOKEN``. With
 ``--local`` it starts the embedded local hub in the same process and connects to it, so the
-service can be tried without a Plugboard.
+service can be tried without a Plugboard; ``--local --reload`` keeps that hub in this
+process and runs the service as a child process, restarted whenever a file under the
+actions folder changes (`core.dev.reload`).
 
 The hub client and the database stack are imported by `serve` when it runs, so that a
 developer command loads only what it uses (`core.dev.cli` does the same per command).
@@ -26,6 +29,7 @@ from core.redaction import printable
 from core.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from core.dev.local_hub.hub import LocalHub
     from core.model.runner import ActionRunner
 
 logger = logging.getLogger("entrypoint")
@@ -70,6 +74,14 @@ def example_curl(http_url: str, service_id: int, actions: dict[str, type[ActionR
         action, fields = next(iter(actions)), {}
     body = json_codec.dumps({"service_id": service_id, "action": action, "fields": fields})
     return f"curl -s -X POST {http_url}/ -H 'content-type: application/json' -d '{body}'"
+
+
+def local_banner(hub: LocalHub, actions: dict[str, type[ActionRunner]]) -> str:
+    """What ``--local`` prints once its hub listens: where, and a curl line to try."""
+    return (
+        f"Local hub on {hub.http_url}; try:\n"
+        f"  {example_curl(hub.http_url, hub.service_id, actions)}\n"
+    )
 
 
 def prepare_database(settings: Settings) -> None:
@@ -138,10 +150,7 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
 
             hub = await stack.enter_async_context(LocalHub(port=local_port))
             settings = settings.with_hub(hub.websocket_url, next(iter(hub.tokens)))
-            sys.stdout.write(
-                f"Local hub on {hub.http_url}; try:\n"
-                f"  {example_curl(hub.http_url, hub.service_id, actions)}\n"
-            )
+            sys.stdout.write(local_banner(hub, actions))
             sys.stdout.flush()
         client = PlugboardClient(settings, actions, events)
         client.executor.state = state
@@ -171,9 +180,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--local-port", type=int, default=4000, help="port of the local hub (default 4000)"
     )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="with --local: restart the service when a file under the actions folder changes, "
+        "keeping the local hub up (needs watchfiles, from requirements-test.txt)",
+    )
     commands = parser.add_subparsers(dest="command", title="developer commands")
     devtools.add_subcommands(commands)
     args = parser.parse_args(argv)
+    if args.reload and (not args.local or args.command):
+        return fail("--reload works with --local only (python entrypoint.py --local --reload)")
     try:
         # The service and a local `call` use the database; the other commands never do.
         uses_database = args.command is None or (
@@ -185,7 +202,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command:
         return devtools.run_subcommand(args, settings)
+    if args.reload:
+        return reload(settings, args.local_port)
     return asyncio.run(serve(settings, args.local, args.local_port))
+
+
+def reload(settings: Settings, local_port: int) -> int:
+    """``--local --reload``: the local hub here, the service in a child process restarted on
+    every change under the actions folder."""
+    from core.dev.reload import ReloadError, serve_with_reload
+    from core.model.registry import ActionRegistry, DiscoveryError
+    from core.model.runner import ActionRunner
+
+    try:
+        # Only for the curl line: the child process loads the actions it serves.
+        actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
+    except DiscoveryError:
+        actions = {}
+    try:
+        return asyncio.run(
+            serve_with_reload(settings, local_port, lambda hub: local_banner(hub, actions))
+        )
+    except ReloadError as error:
+        return fail(str(error))
 
 
 if __name__ == "__main__":
