@@ -100,7 +100,7 @@ async def _execute(
     """Submit one request to a `RequestExecutor` and return the payload it answers with."""
     answers: list[dict[str, Any]] = []
 
-    def respond(response_ref: str, payload: dict[str, Any]) -> None:
+    def respond(response_ref: str, payload: dict[str, Any], age: float) -> None:
         answers.append(payload)
 
     # The action gets an unconnected client (no websocket), as it would between connections.
