@@ -144,8 +144,15 @@ def framework_side() -> Side:
     from core.settings import Settings
 
     actions = ActionRegistry.discover(BENCH_ACTIONS, ActionRunner)
+    # No minimum delay before a response leaves: it adds latency, not CPU, and the harness
+    # would spin while waiting for it.
     settings = Settings.from_env(
-        {"WEBSOCKET_URL": URI, "TOKEN": "bench-token", "MAX_CONCURRENCY": "256"}
+        {
+            "WEBSOCKET_URL": URI,
+            "TOKEN": "bench-token",
+            "MAX_CONCURRENCY": "256",
+            "RESPONSE_MIN_DELAY_SECONDS": "0",
+        }
     )
     client = PlugboardClient(settings, actions)
     transport = MemoryTransport()

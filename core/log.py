@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core import json_codec
-from core.redaction import redact_url, truncate
+from core.redaction import printable, redact_url, truncate
 
 # Extra fields a record may carry (``logger.info(..., extra={...})``); JSON logs include them.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
@@ -23,6 +23,7 @@ __all__ = [
     "RateLimitedLog",
     "RequestLog",
     "SecretFilter",
+    "TextFormatter",
     "configure_logging",
     "redact_url",
     "request_log",
@@ -67,6 +68,47 @@ class SecretFilter(logging.Filter):
 secret_filter = SecretFilter()
 
 
+_LINE_BREAKS_JSON_ALLOWS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_line(line: str) -> str:
+    """A JSON text safe to write as one line: the line breaks that JSON allows raw inside
+    strings but line-splitting tools honour (NEL, U+2028, U+2029) are escaped."""
+    if line.isascii():
+        return line
+    for char, escaped in _LINE_BREAKS_JSON_ALLOWS.items():
+        if char in line:
+            line = line.replace(char, escaped)
+    return line
+
+
+class TextFormatter(logging.Formatter):
+    """The readable format: ``time LEVEL logger: message``, one line per record.
+
+    Much of what is logged was chosen by a caller or the hub (action names, refs, close
+    reasons, excerpts of bad frames), so the message is escaped (``\\n``, ``\\x1b``, ...) and
+    can never start a line that passes for another record. A traceback follows its record on
+    lines that each begin with a tab, for the same reason.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render `record`: its one escaped line, then any traceback, indented."""
+        record.message = printable(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        details: list[str] = []
+        if record.exc_text:
+            details.append(record.exc_text)
+        if record.stack_info:
+            details.append(self.formatStack(record.stack_info))
+        for text in details:
+            line += "".join(f"\n\t{printable(part)}" for part in text.splitlines())
+        return line
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, logger, message and request context."""
 
@@ -88,7 +130,7 @@ class JSONFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             data["exception"] = record.exc_text
-        return json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+        return json_line(json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":")))
 
 
 _fast_handler: logging.StreamHandler[Any] | None = None
@@ -103,7 +145,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     if log_format == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(_TEXT_FORMAT))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
@@ -202,6 +244,9 @@ class RequestLog:
             lines = [
                 f"{prefix}action={action} status={status} duration_ms={seconds * 1000:.1f} "
                 f"ref={ref}"
+                if action.isprintable() and ref.isprintable()
+                else f"{prefix}action={printable(action)} status={status} "
+                f"duration_ms={seconds * 1000:.1f} ref={printable(ref)}"
                 for action, status, seconds, ref in entries
             ]
         text = "\n".join(lines)
@@ -248,7 +293,7 @@ class RequestLog:
                 "status": status,
                 "duration_ms": float(duration),
             }
-            lines.append(json_codec.dumps(record))
+            lines.append(json_line(json_codec.dumps(record)))
         return lines
 
     def _timestamp(self, now: float) -> str:

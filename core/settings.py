@@ -346,6 +346,7 @@ class Settings:
     max_message_bytes: int = 1024 * 1024
     outbox_limit: int = 1000
     response_max_age_seconds: float = 30.0
+    response_min_delay_seconds: float = 0.002
     health_port: int | None = None
     log_level: str = "INFO"
     log_format: str = "text"
@@ -369,6 +370,7 @@ class Settings:
             max_message_bytes=read.integer("MAX_MESSAGE_BYTES", 1024 * 1024, 1024),
             outbox_limit=read.integer("OUTBOX_LIMIT", 1000, 1),
             response_max_age_seconds=read.number("RESPONSE_MAX_AGE_SECONDS", 30.0, 0.0),
+            response_min_delay_seconds=read.number("RESPONSE_MIN_DELAY_SECONDS", 0.002, 0.0, 1.0),
             health_port=read.optional_integer("HEALTH_PORT", 0, MAX_PORT),
             log_level=read.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
             log_format=read.choice("LOG_FORMAT", LOG_FORMATS, "text"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -48,6 +49,9 @@ class TcpFront:
         self.port = 0
         self.accepted = 0
         self.cuts = 0
+        # While True, bytes from the consumer to the hub are held back (and lost at a cut):
+        # what the consumer wrote then never reaches the hub.
+        self.hold_upstream = False
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -142,17 +146,27 @@ class TcpFront:
         link = (writer, up_writer)
         self._links.add(link)
         try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+            await asyncio.gather(
+                self._pump(reader, up_writer, lambda: self.hold_upstream),
+                self._pump(up_reader, writer, lambda: False),
+            )
         finally:
             self._links.discard(link)
             if not up_writer.transport.is_closing():
                 up_writer.transport.abort()
 
     @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hold: Callable[[], bool]
+    ) -> None:
+        held: list[bytes] = []
         try:
             while data := await reader.read(65536):
-                writer.write(data)
+                if hold():
+                    held.append(data)
+                    continue
+                writer.write(b"".join([*held, data]))
+                held.clear()
                 await writer.drain()
         finally:
             if not writer.transport.is_closing():

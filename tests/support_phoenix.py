@@ -297,3 +297,43 @@ class PhoenixHub:
         """``POST /admin/disconnect``: disconnect every consumer socket of the service."""
         answer: dict[str, Any] = self.admin("disconnect", {"service_id": self.service_id})
         return answer
+
+
+class FrontCaller:
+    """Calls actions through a hub's HTTP front (``POST /``), as a remote caller does.
+
+    The answer is ``(HTTP status, body)``, the body normalized to the local hub's shape:
+    ``{"status", "message", "fields"}`` (the real hub's default body carries the consumer's
+    payload under ``response``).
+    """
+
+    def __init__(self, http_url: str, service_id: int, timeout: float = 40.0) -> None:
+        self._url = http_url + "/"
+        self._service_id = service_id
+        self._timeout = timeout
+        self._session: Any = None
+
+    async def __aenter__(self) -> Self:
+        import aiohttp  # a runtime dependency already (the local hub)
+
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            connector=aiohttp.TCPConnector(limit=0),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._session.close()
+
+    async def call(self, action: str, fields: Any) -> tuple[int, dict[str, Any]]:
+        """One request; its HTTP status and normalized body."""
+        body = {"service_id": self._service_id, "action": action, "fields": fields}
+        async with self._session.post(self._url, json=body) as answer:
+            data = await answer.json(content_type=None)
+        payload = data.get("response") if isinstance(data.get("response"), dict) else {}
+        normalized = {
+            "status": data.get("status"),
+            "message": data.get("message"),
+            "fields": data.get("fields", payload.get("fields")),
+        }
+        return answer.status, normalized

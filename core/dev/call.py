@@ -107,7 +107,7 @@ async def _execute(
     """
     answers: list[dict[str, Any]] = []
 
-    def respond(response_ref: str, payload: dict[str, Any]) -> None:
+    def respond(response_ref: str, payload: dict[str, Any], age: float) -> None:
         answers.append(payload)
 
     # A seed-style action gets an unconnected client (no websocket), as it would between

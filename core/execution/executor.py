@@ -42,10 +42,11 @@ UNKNOWN_ACTION = "(unknown)"
 # How often running requests are checked against their time limits.
 SWEEP_SECONDS = 0.05
 
-# Hands the client a response payload for a response_ref (the client writes it soon after).
-# It returns None, or the payload it sent instead (a 500 for a payload it cannot encode), so
-# that the request is accounted with the status its caller really gets.
-Respond = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+# Hands the client a response payload for a response_ref, with the seconds since its request
+# arrived (the client writes it soon after). It returns None, or the payload it sent instead
+# (a 500 for a payload it cannot encode), so that the request is accounted with the status
+# its caller really gets.
+Respond = Callable[[str, dict[str, Any], float], dict[str, Any] | None]
 # How a plan calls run(): awaited with a Context, awaited with (client, websocket), or in a
 # worker thread with either.
 ASYNC_CONTEXT = 0
@@ -355,8 +356,8 @@ class RequestExecutor:
     ) -> None:
         """Send the response, then count and log the request with the status sent (`plan` is
         None for an unknown action)."""
-        replaced = self._respond(response_ref, response.to_payload())
         duration = time.perf_counter() - started
+        replaced = self._respond(response_ref, response.to_payload(), duration)
         if replaced is None:
             status_code, message = response.status_code, response.message
         else:

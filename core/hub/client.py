@@ -149,6 +149,7 @@ class PlugboardClient:
             self._channel,
             max_age=settings.response_max_age_seconds,
             limit=settings.outbox_limit,
+            min_delay=settings.response_min_delay_seconds,
         )
         self._socket.outbox = self.outbox
         self.outbox.on_settled = self._settled

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import re
 import unittest
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.log import JSONFormatter, RateLimitedLog, SecretFilter, redact_url, truncate
 from tests.support import LogCapture, hub_and_consumer
@@ -219,3 +224,82 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         request_log.write("Echo", 200, 0.001, "ref-5")
         await asyncio.sleep(0)
         self.assertEqual(self.stream.getvalue(), "")
+
+
+class OneRecordOneLineTest(unittest.TestCase):
+    """Whatever a caller or the hub puts in a logged value, one record is one line of text
+    (a traceback follows on lines that begin with a tab), or one JSON object on one line."""
+
+    def setUp(self) -> None:
+        import sys
+
+        from core import log
+
+        root = logging.getLogger()
+        self.saved = (list(root.handlers), root.level, sys.stderr, log._fast_handler)
+        self.loop = asyncio.new_event_loop()
+
+    def tearDown(self) -> None:
+        import sys
+
+        from core import log
+
+        self.loop.close()
+        handlers, level, stderr, fast = self.saved
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        sys.stderr = stderr
+        log._fast_handler = fast
+
+    def emit(self, log_format: str, chosen: str, other: str) -> str:
+        """Log what a request, the hub and a crashing action would log; return the output."""
+        import sys
+
+        from core.log import configure_logging, request_log
+
+        stream = io.StringIO()
+        sys.stderr = stream
+        configure_logging("INFO", log_format)
+        logger = logging.getLogger("core.hub.client")
+        logger.warning("ignoring event %r on topic %r: no handler", chosen, other)
+        logger.info("action %s answered %s", chosen, other, extra={"action": chosen, "ref": other})
+        try:
+            raise ValueError(f"bad value {chosen}")
+        except ValueError:
+            logger.exception("action %s raised (error id 1, ref %s)", chosen, other)
+
+        async def requests() -> None:
+            request_log.write(chosen, 404, 0.5, other)
+            request_log.write("Echo", 200, 0.001, chosen)
+            await asyncio.sleep(0)
+
+        self.loop.run_until_complete(requests())
+        return stream.getvalue()
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.text(max_size=40), st.text(max_size=20))
+    def test_text_records_cannot_forge_a_line(self, chosen: str, other: str) -> None:
+        lines = self.emit("text", chosen, other).split("\n")
+        self.assertEqual(lines[-1], "")
+        records = [line for line in lines[:-1] if not line.startswith("\t")]
+        self.assertEqual(len(records), 5, lines)
+        stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) ")
+        for line in lines[:-1]:
+            self.assertEqual(len(line.splitlines()), 1, repr(line))
+            self.assertTrue(line.startswith("\t") or stamp.match(line), repr(line))
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.text(max_size=40), st.text(max_size=20))
+    def test_json_records_are_one_object_per_line(self, chosen: str, other: str) -> None:
+        output = self.emit("json", chosen, other)
+        lines = output.splitlines()
+        self.assertEqual(len(lines), 5)
+        records = [json.loads(line) for line in lines]
+        self.assertEqual(records[1]["action"], chosen)
+        self.assertEqual(records[1]["ref"], other)
+        self.assertEqual(records[3]["action"], chosen)
+        self.assertIn("ValueError", records[2]["exception"])

@@ -139,7 +139,7 @@ class ContextThroughTheExecutorTest(unittest.IsolatedAsyncioTestCase):
         )
         self.addCleanup(self.executor.close)
 
-    def respond(self, ref: str, payload: dict[str, Any]) -> None:
+    def respond(self, ref: str, payload: dict[str, Any], age: float) -> None:
         self.answers[ref] = payload
 
     async def call(self, action: str, ref: str = "r", **fields: Any) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         )
         self.addCleanup(self.executor.close)
 
-    def respond(self, ref: str, payload: dict[str, Any]) -> None:
+    def respond(self, ref: str, payload: dict[str, Any], age: float = 0.0) -> None:
         self.answers[ref] = payload
 
     async def call(self, payload: Any, ref: str = "r") -> dict[str, Any]:
@@ -220,7 +220,7 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         sent: list[str] = []
         executor = RequestExecutor(
             ACTIONS,
-            lambda ref, payload: sent.append(ref),  # type: ignore[func-returns-value]
+            lambda ref, payload, age: sent.append(ref),  # type: ignore[func-returns-value]
             lambda: (None, None),
         )
         self.addCleanup(executor.close)
@@ -234,7 +234,7 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(sum(counts.values()), 2)
 
     async def test_the_status_accounted_is_the_status_sent(self) -> None:
-        def respond(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+        def respond(ref: str, payload: dict[str, Any], age: float) -> dict[str, Any]:
             return {"status": "error", "status_code": 500, "message": "replaced", "fields": None}
 
         executor = RequestExecutor(ACTIONS, respond, lambda: (None, None))
@@ -278,7 +278,7 @@ class TaskSemanticsTest(unittest.IsolatedAsyncioTestCase):
     async def test_each_request_is_its_own_task_with_its_own_context(self) -> None:
         answers: dict[str, dict[str, Any]] = {}
 
-        def respond(ref: str, payload: dict[str, Any]) -> None:
+        def respond(ref: str, payload: dict[str, Any], age: float) -> None:
             answers[ref] = payload
 
         executor = RequestExecutor({"TaskAware": TaskAware}, respond, lambda: (None, None))
@@ -371,7 +371,7 @@ class ActionLimitTest(unittest.IsolatedAsyncioTestCase):
         self.answers: dict[str, dict[str, Any]] = {}
         self.executor = RequestExecutor(
             {"Bulkhead": Bulkhead, "NarrowAndSlow": NarrowAndSlow, "Free": Free},
-            lambda ref, payload: self.answers.__setitem__(ref, payload),  # type: ignore[func-returns-value]
+            lambda ref, payload, age: self.answers.__setitem__(ref, payload),  # type: ignore[func-returns-value]
             lambda: (None, None),
             max_concurrency=10,
         )
@@ -419,7 +419,7 @@ class ActionLimitTest(unittest.IsolatedAsyncioTestCase):
             max_concurrency = 0
 
         with self.assertRaisesRegex(TypeError, "Zero.max_concurrency must be a positive"):
-            RequestExecutor({"Zero": Zero}, lambda ref, payload: None, lambda: (None, None))
+            RequestExecutor({"Zero": Zero}, lambda ref, payload, age: None, lambda: (None, None))
 
 
 class SlotsTest(unittest.IsolatedAsyncioTestCase):

@@ -77,7 +77,7 @@ class WorkerThreadsTest(unittest.IsolatedAsyncioTestCase):
         self.addCleanup(executor.close)
         return executor
 
-    def respond(self, ref: str, payload: dict[str, Any]) -> None:
+    def respond(self, ref: str, payload: dict[str, Any], age: float) -> None:
         self.answers[ref] = payload
 
     async def test_context_variables_reach_the_thread(self) -> None:

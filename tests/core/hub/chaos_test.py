@@ -3,7 +3,8 @@
 
 A request the hub pushed into a connection that was cut before the replica read it never
 reaches the replica: its caller times out, and that is the hub's loss, not the replica's
-(counted and printed, not failed). Every request the replica answered must reach its caller.
+(counted and printed, not failed); so are the requests the real hub itself loses under load
+(see ``rolling_test.py``). Every request the replica answered must reach its caller.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from core.dev.local_hub.hub import LocalHub
 from core.hub.client import PlugboardClient
 from tests.faults import TcpFront
 from tests.support import EVENTS, FIXTURE_ACTIONS, Consumer, fast_settings
+from tests.support_phoenix import FrontCaller, PhoenixHub, skip_without_phoenix_hub
 
 CALLERS = 32
 DURATION = 20.0  # seconds of load and cuts
-REQUEST_TIMEOUT = 8.0  # the callers' wait; a lost answer shows as 408 after it
+REQUEST_TIMEOUT = 8.0  # the local hub callers' wait; a lost answer shows as 408 after it
+REAL_HUB_TIMEOUT = 30.0  # the real hub's (not configurable)
 SEED = 20261129
 
 Echo = FIXTURE_ACTIONS["Echo"]
@@ -87,7 +90,23 @@ class ChaosTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(await consumer.stop(), 0)
         self.check(outcome, client, front)
 
-    async def run_chaos(self, front: TcpFront, call: Any) -> Outcome:
+    @skip_without_phoenix_hub
+    async def test_cuts_lose_no_answered_request_on_the_real_hub(self) -> None:
+        Echo.answered.clear()
+        async with (
+            PhoenixHub() as hub,
+            FrontCaller(hub.http_url, hub.service_id) as caller,
+            TcpFront(("127.0.0.1", hub.port)) as front,
+        ):
+            settings = fast_settings(None, websocket_url=front.websocket_url, token=hub.tokens[0])
+            client = PlugboardClient(settings, FIXTURE_ACTIONS, EVENTS)
+            consumer = await Consumer(client).joined()
+            # The real hub's callers wait 30 s: a lost answer shows as a 408 after that.
+            outcome = await self.run_chaos(front, caller.call, wait=REAL_HUB_TIMEOUT)
+            self.assertEqual(await consumer.stop(), 0)
+        self.check(outcome, client, front)
+
+    async def run_chaos(self, front: TcpFront, call: Any, wait: float = REQUEST_TIMEOUT) -> Outcome:
         outcome = Outcome()
         stop = asyncio.Event()
         load = asyncio.ensure_future(callers(call, stop, outcome))
@@ -95,7 +114,7 @@ class ChaosTest(unittest.IsolatedAsyncioTestCase):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(load), DURATION)
         stop.set()
-        await asyncio.wait_for(asyncio.gather(load, cuts), REQUEST_TIMEOUT + 5)
+        await asyncio.wait_for(asyncio.gather(load, cuts), wait + 5)
         return outcome
 
     def check(self, outcome: Outcome, client: PlugboardClient, front: TcpFront) -> None:
@@ -109,7 +128,7 @@ class ChaosTest(unittest.IsolatedAsyncioTestCase):
         self.assertGreaterEqual(front.cuts, DURATION // 3 - 1)
         self.assertEqual(answered_then_lost, [], "answered by the replica, never delivered")
         self.assertEqual(outcome.wrong_answers, [], "a caller got another request's answer")
-        self.assertEqual(set(outcome.statuses) - {200, 408, 422}, set())
+        self.assertEqual(set(outcome.statuses) - {200, 408, 422}, set(), outcome.statuses)
         self.assertGreater(outcome.statuses[200], outcome.calls * 0.9)
 
 

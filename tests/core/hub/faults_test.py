@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import unittest
 
 from core.dev.local_hub.hub import LocalHub
 from core.hub.client import PlugboardClient
 from tests.faults import Mode, TcpFront
-from tests.support import EVENTS, FIXTURE_ACTIONS, Consumer, LogCapture, fast_settings
+from tests.support import (
+    EVENTS,
+    FIXTURE_ACTIONS,
+    Consumer,
+    LogCapture,
+    fast_settings,
+    wait_until,
+)
 
 
 class FrontFaultTest(unittest.IsolatedAsyncioTestCase):
@@ -44,6 +52,21 @@ class FrontFaultTest(unittest.IsolatedAsyncioTestCase):
                 status, _ = await hub.request("Echo", {"message": str(round_)})
                 self.assertEqual(status, 200)
             self.assertEqual(consumer.client.connections, 4)
+            self.assertEqual(await consumer.stop(), 0)
+
+    async def test_an_answer_written_into_a_dying_link_is_sent_again(self) -> None:
+        async with LocalHub() as hub, TcpFront((hub.host, hub.port)) as front:
+            settings = fast_settings(hub, websocket_url=front.websocket_url)
+            client = PlugboardClient(settings, FIXTURE_ACTIONS, EVENTS)
+            consumer = await Consumer(client).joined()
+            front.hold_upstream = True  # the response and its heartbeat never leave
+            call = asyncio.ensure_future(hub.request("Echo", {"message": "held"}))
+            await wait_until(lambda: client.outbox.unconfirmed == 1)
+            front.cut()
+            front.hold_upstream = False
+            status, body = await asyncio.wait_for(call, 10)
+            self.assertEqual((status, body["fields"]), (200, {"message": "held"}))
+            self.assertEqual(client.outbox.resent, 1)
             self.assertEqual(await consumer.stop(), 0)
 
     async def test_the_same_failure_is_logged_once_per_interval(self) -> None:

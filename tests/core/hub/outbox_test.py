@@ -10,7 +10,7 @@ import unittest
 from typing import Any
 
 from core.hub.backoff import REJOIN_DELAYS, Backoff
-from core.hub.outbox import ResponseOutbox
+from core.hub.outbox import HOLD_QUANTUM, ResponseOutbox
 from core.hub.phoenix import Message, V2Serializer
 from core.hub.socket import PhoenixSocket
 from tests.core.hub.channel_test import Listener
@@ -84,6 +84,42 @@ class BatchTest(OutboxTestCase):
         self.assertEqual(bad.payload["status_code"], 500)
         self.assertIn("error id", bad.payload["message"])
         self.assertEqual(good.payload["fields"], 1)
+
+
+class MinimumDelayTest(OutboxTestCase):
+    def test_a_quick_answer_waits_until_its_request_is_a_millisecond_old(self) -> None:
+        self.outbox.min_delay = 0.001
+        self.outbox.send("slow", ok(1), age=0.5)  # its request arrived long ago: at once
+        self.outbox.send("quick", ok(2), age=0.0004)  # 0.6 ms to go
+        self.clock.run_ready()
+        self.assertEqual([m.ref for m in self.responses()], ["slow"])
+        self.assertFalse(self.outbox.settled)
+        self.clock.advance(0.00059)
+        self.assertEqual([m.ref for m in self.responses()], ["slow"], "not before its time")
+        self.clock.advance(HOLD_QUANTUM)
+        self.assertEqual([m.ref for m in self.responses()], ["slow", "quick"])
+
+    def test_under_steady_load_held_answers_leave_within_a_half_millisecond(self) -> None:
+        self.outbox.min_delay = 0.001
+        for index in range(20):  # a new quick answer every 0.2 ms
+            self.outbox.send(str(index), ok(index), age=0.0)
+            self.clock.advance(0.0002)
+            # Everything made 1.5 ms ago or earlier has left, in order.
+            written = [m.ref for m in self.responses()]
+            self.assertGreaterEqual(len(written), index + 1 - 8)
+            self.assertEqual(written, [str(n) for n in range(len(written))])
+        self.clock.advance(0.0015)
+        self.assertEqual(len(self.responses()), 20)
+        self.assertLess(len(self.wire.writes), 20, "held answers leave together")
+
+    def test_held_answers_are_kept_when_the_channel_is_lost(self) -> None:
+        self.outbox.min_delay = 0.001
+        self.outbox.send("held", ok(1), age=0.0)
+        self.clock.run_ready()
+        self.socket.connection_lost()
+        self.assertEqual(self.outbox.kept, 1)
+        self.connect_and_join()
+        self.assertEqual([m.ref for m in self.responses()], ["held"])
 
 
 class ConfirmationTest(OutboxTestCase):
