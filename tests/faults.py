@@ -55,6 +55,7 @@ class TcpFront:
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+        self._accepted_writers: set[asyncio.StreamWriter] = set()
         self._accepted = asyncio.Event()
 
     @property
@@ -72,10 +73,14 @@ class TcpFront:
         if self._server is not None:
             self._server.close()
         self.cut()
-        for task in list(self._handlers):
-            task.cancel()
+        # Dropping the connections ends their handlers (cancelling them instead trips an
+        # asyncio bug in Python 3.12.1's streams, which logs the cancellation as an error).
+        for writer in list(self._accepted_writers):
+            writer.transport.abort()
         if self._handlers:
-            await asyncio.wait(set(self._handlers), timeout=2)
+            _, pending = await asyncio.wait(set(self._handlers), timeout=2)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -116,6 +121,7 @@ class TcpFront:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self._accepted_writers.add(writer)
         self.accepted += 1
         self._accepted.set()
         try:
@@ -124,6 +130,7 @@ class TcpFront:
             pass
         finally:
             self._handlers.discard(task)
+            self._accepted_writers.discard(writer)
             if not writer.transport.is_closing():
                 writer.transport.abort()
 

@@ -105,6 +105,32 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
             body["problems"], ["database: connection refused", "slow: no answer within 2 s"]
         )
 
+    async def test_what_is_not_a_plain_get_of_a_route_gets_a_plain_error(self) -> None:
+        async with LocalHub() as hub:
+            consumer = start_consumer(hub)
+            server = HealthServer(consumer.client, 0, host="127.0.0.1", request_timeout=0.3)
+            await server.start()
+            try:
+                cases = {
+                    b"GET /nope HTTP/1.1\r\n\r\n": b"HTTP/1.1 404 Not Found",
+                    b"POST /healthz HTTP/1.1\r\n\r\n": b"HTTP/1.1 405 Method Not Allowed",
+                    b"nonsense\r\n\r\n": b"HTTP/1.1 400 Bad Request",
+                    b"GET /healthz HTTP/1.1\r\nX: " + b"y" * 20000: b"HTTP/1.1 431",
+                    b"GET /healthz HTTP/1.1\r\n": b"HTTP/1.1 408 Request Timeout",
+                    b"GET /healthz?probe=1 HTTP/1.0\r\n\r\n": b"HTTP/1.1 200 OK",
+                }
+                for request, expected in cases.items():
+                    with self.subTest(request=request[:30]):
+                        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                        writer.write(request)
+                        answer = await asyncio.wait_for(reader.read(), 5)
+                        writer.close()
+                        self.assertTrue(answer.startswith(expected), answer[:80])
+                        self.assertIn(b"Connection: close", answer)
+            finally:
+                await server.stop()
+                await consumer.stop()
+
     async def test_metrics(self) -> None:
         async with LocalHub() as hub:
             consumer = await start_consumer(hub).joined()
