@@ -253,7 +253,9 @@ class RequestExecutor:
                     self._forget(task)
                 raise
             task.uncancel()
-            response = self._timed_out(response_ref, name)
+            # A blocking run() that got as far as its thread keeps it: say so in the warning.
+            in_thread = ctx is not None and plan is not None and plan[2] >= THREAD_CONTEXT
+            response = self._timed_out(response_ref, name, in_thread)
         try:
             self._answer(response_ref, name, plan, response, started)
         finally:
@@ -316,17 +318,16 @@ class RequestExecutor:
         )
         return response
 
-    def _timed_out(self, response_ref: str, name: str) -> ActionResponse:
+    def _timed_out(self, response_ref: str, name: str, in_thread: bool) -> ActionResponse:
         plan = self._plans.get(name)
         limit = plan[1] if plan is not None else self._default_timeout
         threads = self.threads
-        in_thread = plan is not None and plan[2] >= THREAD_CONTEXT
         logger.warning(
             "action %s ran past its %.3g s time limit (ref %s)%s",
             name,
             limit,
             response_ref,
-            f"; its worker thread runs on until run() returns ({threads.busy} of "
+            f"; its worker thread, if it started, runs on until run() returns ({threads.busy} of "
             f"{threads.size} threads busy, {threads.overrun} past their time limit)"
             if in_thread
             else "",
