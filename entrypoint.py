@@ -127,13 +127,22 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         return fail(f"cannot load actions or events: {error}")
     if not actions:
         logger.warning("no actions found under %s", settings.actions_path)
-    try:
-        await asyncio.to_thread(prepare_database, settings)
-    except DatabaseConfigError as error:
-        return fail(str(error))
-    except DatabaseStartupError as error:  # unreachable: not a configuration error
-        sys.stderr.write(f"error: {printable(str(error))}\n")
-        return EXIT_DATABASE
+    # The database stack (SQLAlchemy, Alembic) loads only for a service that uses it: one
+    # with a database configured, or whose actions or lifespans imported core.database.
+    uses_database = settings.database_configured or "core.db.database" in sys.modules
+    if uses_database:
+        try:
+            await asyncio.to_thread(prepare_database, settings)
+        except DatabaseConfigError as error:
+            return fail(str(error))
+        except DatabaseStartupError as error:  # unreachable: not a configuration error
+            sys.stderr.write(f"error: {printable(str(error))}\n")
+            return EXIT_DATABASE
+    else:
+        logger.info(
+            "no database: no action imports core.database and none is configured "
+            "(DATABASE_URL, POSTGRES_*)"
+        )
     async with contextlib.AsyncExitStack() as stack:
         # Resources open before the hub sees this replica, and close (last in this stack)
         # once client.run() has delivered the last response.
@@ -155,11 +164,10 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         client = PlugboardClient(settings, actions, events)
         client.executor.state = state
         if settings.health_port is not None:
-            from core.ops.health import HealthServer  # aiohttp: only loaded when it is needed
+            from core.ops.health import HealthServer
 
-            health = HealthServer(
-                client, settings.health_port, checks=[("database", database_ready)]
-            )
+            checks = [("database", database_ready)] if uses_database else []
+            health = HealthServer(client, settings.health_port, checks=checks)
             await health.start()
             stack.push_async_callback(health.stop)
         loop = asyncio.get_running_loop()

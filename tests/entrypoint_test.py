@@ -327,3 +327,64 @@ class EntrypointTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
+    """The database stack loads only for a service that uses it (issue: footprint)."""
+
+    async def asyncSetUp(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="lazy_db_"))
+        self.addCleanup(shutil.rmtree, self.workdir, True)
+        self.hub = await self.enterAsyncContext(LocalHub())
+
+    async def modules_of_a_replica(self, actions: Path, **env: str) -> tuple[set[str], str]:
+        """Start a replica with ``-X importtime``, let it join, stop it; its imports and log."""
+        replica = Replica(
+            "lazy",
+            self.hub.websocket_url,
+            next(iter(self.hub.tokens)),
+            self.workdir,
+            ACTIONS_PATH=str(actions),
+            PYTHONPROFILEIMPORTTIME="1",
+            **env,
+        )
+        self.addAsyncCleanup(replica.kill)
+        await (await replica.start()).joined()
+        replica.terminate()
+        self.assertEqual(await replica.exited(), 0, replica.log())
+        imported = {
+            match.group(1)
+            for line in replica.lines
+            if (match := re.match(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", line))
+        }
+        self.assertIn("core.hub.client", imported)  # the report was read
+        return imported, replica.log()
+
+    async def test_a_service_that_uses_no_database_never_loads_one(self) -> None:
+        actions = self.workdir / "plain"
+        actions.mkdir()
+        (actions / "echo.py").write_text(
+            "from pydantic import Field\n"
+            "from core import ActionResponse, ActionRunner, Context\n\n\n"
+            "class Echo(ActionRunner):\n"
+            '    text: str = Field(description="What to say")\n\n'
+            "    @classmethod\n"
+            "    def description(cls) -> str:\n"
+            '        return "Says it back"\n\n'
+            "    async def run(self, ctx: Context) -> ActionResponse:\n"
+            "        return ActionResponse(fields=self.text)\n"
+        )
+        imported, log = await self.modules_of_a_replica(actions)
+        self.assertFalse({"sqlalchemy", "alembic", "core.db.database"} & imported, log)
+        self.assertIn("no database: no action imports core.database", log)
+
+    async def test_a_configured_database_is_migrated_and_alembic_then_stays_unloaded(
+        self,
+    ) -> None:
+        database = f"sqlite:///{self.workdir / 'service.sqlite3'}"
+        first, _ = await self.modules_of_a_replica(FIXTURE_ACTIONS_FOLDER, DATABASE_URL=database)
+        self.assertIn("alembic", first)  # a fresh database: migrated
+        again, log = await self.modules_of_a_replica(FIXTURE_ACTIONS_FOLDER, DATABASE_URL=database)
+        self.assertIn("sqlalchemy", again)
+        self.assertNotIn("alembic", again, "at head: recognised without loading Alembic")
+        self.assertIn("is at the newest revision; nothing to migrate", log)

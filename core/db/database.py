@@ -25,18 +25,24 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Concatenate, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, Final, ParamSpec, TypeVar
 
-from alembic.config import Config
 from sqlalchemy import URL, Engine, MetaData
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import migrations
+from core.db import heads
 from core.db.base import Base
 from core.db.engine import build_engine, check_connection
 from core.db.errors import DatabaseConfigError
 from core.db.urls import DatabaseSettings, parse_database_url, shown_url
-from core.settings import DatabaseConfig
+from core.settings import PROJECT_ROOT, DatabaseConfig
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported only to migrate (core.db.migrations): an action that only reads and
+# writes rows never loads it.
+ALEMBIC_INI: Final = PROJECT_ROOT / "alembic.ini"
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ class Database:
     def __init__(self, url: URL | str | None = None, alembic_ini: Path | str | None = None) -> None:
         self._constructor_url = url
         self._explicit_url = url
-        self._alembic_ini = Path(alembic_ini) if alembic_ini is not None else migrations.ALEMBIC_INI
+        self._alembic_ini = Path(alembic_ini) if alembic_ini is not None else ALEMBIC_INI
         self._lock = threading.RLock()
         self._settings: DatabaseSettings | None = None
         self._engine: Engine | None = None
@@ -234,14 +240,20 @@ class Database:
     def alembic_config(self) -> Config:
         """The project's Alembic configuration, set up for in-process use (see
         `core.db.migrations.alembic_config`)."""
+        from core.db import migrations
+
         return migrations.alembic_config(self._alembic_ini)
 
     def head_revision(self) -> str | None:
         """The newest migration revision in ``alembic/versions``."""
+        from core.db import migrations
+
         return migrations.head_revision(self.alembic_config())
 
     def current_revision(self) -> str | None:
         """The revision the database is at (None before the first migration)."""
+        from core.db import migrations
+
         return migrations.current_revision(self.engine)
 
     def migrate(self, revision: str = "head") -> None:
@@ -249,14 +261,22 @@ class Database:
 
         Replicas starting together serialize on a lock (a PostgreSQL advisory lock, or a
         lock file beside an SQLite database); the ones that wait then find the schema at
-        head and do nothing. Initializes the database on first use.
+        head and do nothing. Initializes the database on first use. A database already at
+        the single head is recognised without loading Alembic (`core.db.heads`).
         """
         engine = self.engine
+        if revision == "head" and heads.at_head(engine, self._alembic_ini):
+            logger.info("database: %s is at the newest revision; nothing to migrate", self.url)
+            return
+        from core.db import migrations
+
         migrations.run_migrations(engine, self.settings, self.alembic_config(), "upgrade", revision)
 
     def downgrade(self, revision: str = "base") -> None:
         """Downgrade the schema to ``revision`` (default: remove every migration)."""
         engine = self.engine
+        from core.db import migrations
+
         migrations.run_migrations(
             engine, self.settings, self.alembic_config(), "downgrade", revision
         )

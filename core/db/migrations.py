@@ -22,13 +22,11 @@ from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from core.db.database import ALEMBIC_INI
 from core.db.errors import one_line_reason
 from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url
-from core.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
-
-ALEMBIC_INI: Final = PROJECT_ROOT / "alembic.ini"
 
 # The key of the PostgreSQL advisory lock that serializes migrations. Any fixed 64-bit value
 # works; this one spells "PySvcMig" in ASCII so it is recognisable in pg_locks.
