@@ -82,7 +82,7 @@ class Hub:
     http_url: str
     websocket_url: str
     token: str
-    service_id: str
+    service_id: int | str
 
 
 @dataclass

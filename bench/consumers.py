@@ -140,15 +140,17 @@ class ConsumerProcess:
 
 
 def framework_env(
-    hub: LocalHub, token: str, database: Path, actions_path: Path | None
+    hub: LocalHub, token: str, database: Path | None, actions_path: Path | None
 ) -> dict[str, str]:
-    """The environment of a framework consumer; `actions_path` None means the default."""
+    """The environment of a framework consumer; `actions_path` None means the default, and
+    `database` None configures none (a service whose actions use none never loads one)."""
     env = {key: value for key, value in os.environ.items() if key not in CONSUMER_VARIABLES}
+    if database is not None:
+        env["DATABASE_URL"] = f"sqlite:///{database}"
     env.update(
         WEBSOCKET_URL=hub.websocket_url,
         TOKEN=token,
         PHOENIX_VSN="1.0.0",
-        DATABASE_URL=f"sqlite:///{database}",
         LOG_LEVEL="INFO",
         LOG_FORMAT="text",
         MAX_CONCURRENCY=str(FRAMEWORK_MAX_CONCURRENCY),

@@ -166,7 +166,7 @@ def framework_side() -> Side:
     server.send_response(server.accept(request))
     link.data_received(b"".join(server.data_to_send()))
     server.receive_data(transport.take())
-    join = json.loads(next(e for e in server.events_received() if isinstance(e, Frame)).data)
+    join = json.loads(bytes(next(e for e in server.events_received() if isinstance(e, Frame)).data))
     reply = {"status": "ok", "response": {"num_consumers": 1}}
     frame = {"topic": "service", "event": "phx_reply", "payload": reply, "ref": join["ref"]}
     server.send_text(json.dumps(frame).encode())
@@ -179,7 +179,7 @@ def framework_side() -> Side:
         server.receive_data(written)
         for event in server.events_received():
             if isinstance(event, Frame) and b'"heartbeat"' in event.data:
-                ref = json.loads(event.data)["ref"]
+                ref = json.loads(bytes(event.data))["ref"]
                 ok = {"status": "ok", "response": {}}
                 reply = {"topic": "phoenix", "event": "phx_reply", "payload": ok, "ref": ref}
                 server.send_text(json.dumps(reply).encode())

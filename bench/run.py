@@ -16,7 +16,10 @@ The consumers under test:
    LOG_LEVEL=INFO, stderr written to a file, MAX_CONCURRENCY=256;
 2. the baseline: ``python -m bench.bare_consumer`` (json.loads, one dict, json.dumps, send),
    connected with the same token and catalog;
-3. an idle framework consumer serving the project's ``actions/``: memory and start-up time.
+3. idle framework consumers, for start-up time and memory: one serving ``bench/actions``
+   with no database configured, then one serving the project's ``actions/`` (the examples,
+   which use the database) twice on one SQLite file: first migrating it, then finding it
+   migrated.
 
 Each consumer is first measured alone, one after the other (1 and 64 requests in flight).
 Then the framework and the baseline are joined at once, with the same catalog, and the hub
@@ -76,7 +79,7 @@ from bench.load import (
     warm_up,
 )
 from bench.profiled_consumer import START_SIGNAL, STOP_SIGNAL
-from bench.report import ConsumerFigures, Results, print_profile, print_table, summary
+from bench.report import ConsumerFigures, Idle, Results, print_profile, print_table, summary
 from core.dev.local_hub.hub import LocalHub
 
 
@@ -163,9 +166,10 @@ async def run_benchmark(options: Options) -> Results:
         tmp = Path(scratch)
         database = tmp / "bench.sqlite3"
         async with LocalHub(tokens=(token,), request_timeout=REQUEST_TIMEOUT) as hub:
+            # The benchmark's actions use no database: none is configured for them.
             framework = framework_consumer(
                 "framework",
-                framework_env(hub, token, database, BENCH_ACTIONS),
+                framework_env(hub, token, None, BENCH_ACTIONS),
                 tmp / "framework.log",
             )
 
@@ -188,7 +192,7 @@ async def run_benchmark(options: Options) -> Results:
             pair = (
                 framework_consumer(
                     "framework",
-                    framework_env(hub, token, database, BENCH_ACTIONS),
+                    framework_env(hub, token, None, BENCH_ACTIONS),
                     tmp / "framework-pair.log",
                 ),
                 baseline_consumer(url, tmp / "baseline-pair.log"),
@@ -198,19 +202,27 @@ async def run_benchmark(options: Options) -> Results:
             finally:
                 await asyncio.gather(*(consumer.stop(hub) for consumer in pair))
 
-            idle = framework_consumer(
-                "idle framework (example actions)",
-                framework_env(hub, token, database, None),
-                tmp / "idle.log",
-            )
+            async def idle(name: str, database_file: Path | None, actions: Path | None) -> Idle:
+                consumer = framework_consumer(
+                    f"idle framework ({name})",
+                    framework_env(hub, token, database_file, actions),
+                    tmp / f"idle-{name.replace(' ', '-')}.log",
+                )
 
-            async def idle_phase() -> tuple[float, int]:
-                progress("starting an idle framework consumer with the example actions")
-                joined = await idle.start(hub)
-                await asyncio.sleep(options.settle_seconds)
-                return joined, idle.rss_bytes()
+                async def phase() -> Idle:
+                    progress(f"starting an idle framework consumer: {name}")
+                    joined = await consumer.start(hub)
+                    await asyncio.sleep(options.settle_seconds)
+                    return Idle(joined, consumer.rss_bytes())
 
-            idle_joined, idle_rss = await with_consumer(hub, idle, idle_phase)
+                figures: Idle = await with_consumer(hub, consumer, phase)
+                return figures
+
+            no_database = await idle("no database", None, BENCH_ACTIONS)
+            # The examples' first start migrates a new database; the second finds it at head,
+            # as every replica but the first of a release does.
+            examples_first = await idle("example actions, new database", database, None)
+            examples = await idle("example actions", database, None)
 
         return Results(
             framework=framework_figures,
@@ -218,8 +230,9 @@ async def run_benchmark(options: Options) -> Results:
             sleep_rounds=rounds,
             side_by_side=paired,
             framework_log_lines=framework.log_lines(),
-            idle_rss=idle_rss,
-            idle_start_to_joined=idle_joined,
+            idle_no_database=no_database,
+            idle_examples_first=examples_first,
+            idle_examples=examples,
         )
 
 
@@ -233,7 +246,7 @@ async def run_profile(options: Options) -> tuple[Load, Path]:
         tmp = Path(scratch)
         async with LocalHub(tokens=(token,), request_timeout=REQUEST_TIMEOUT) as hub:
             consumer = profiled_framework_consumer(
-                framework_env(hub, token, tmp / "bench.sqlite3", BENCH_ACTIONS),
+                framework_env(hub, token, None, BENCH_ACTIONS),
                 out,
                 tmp / "framework.log",
             )

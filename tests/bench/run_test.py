@@ -36,6 +36,9 @@ EXPECTED_KEYS = {
     "sleep_200_pass",
     "idle_rss_mib",
     "idle_start_to_joined_s",
+    "idle_no_database_rss_mib",
+    "idle_no_database_start_to_joined_s",
+    "idle_examples_first_start_to_joined_s",
 }
 
 
