@@ -56,6 +56,12 @@ class Serializer(Protocol):
         """`encode`, as the UTF-8 bytes of the frame."""
         ...
 
+    def encode_parts(
+        self, topic: str, event: str, payload: Any, ref: str | None, join_ref: str | None
+    ) -> bytes:
+        """`encode_bytes` of the message with these parts, without making the `Message`."""
+        ...
+
     def decode(self, frame: str | bytes) -> Message:
         """Decode one frame, raising `FrameError` when it is not a valid message."""
         ...
@@ -97,14 +103,17 @@ class V1Serializer:
 
     def encode_bytes(self, message: Message) -> bytes:
         """`encode`, as the UTF-8 bytes of the frame."""
-        data: dict[str, Any] = {
-            "topic": message.topic,
-            "event": message.event,
-            "payload": message.payload,
-            "ref": message.ref,
-        }
-        if message.join_ref is not None:
-            data["join_ref"] = message.join_ref
+        return self.encode_parts(
+            message.topic, message.event, message.payload, message.ref, message.join_ref
+        )
+
+    def encode_parts(
+        self, topic: str, event: str, payload: Any, ref: str | None, join_ref: str | None
+    ) -> bytes:
+        """`encode_bytes` of the message with these parts, without making the `Message`."""
+        data: dict[str, Any] = {"topic": topic, "event": event, "payload": payload, "ref": ref}
+        if join_ref is not None:
+            data["join_ref"] = join_ref
         return json_codec.dumps_bytes(data)
 
     def decode(self, frame: str | bytes) -> Message:
@@ -137,6 +146,12 @@ class V2Serializer:
         return json_codec.dumps_bytes(
             [message.join_ref, message.ref, message.topic, message.event, message.payload]
         )
+
+    def encode_parts(
+        self, topic: str, event: str, payload: Any, ref: str | None, join_ref: str | None
+    ) -> bytes:
+        """`encode_bytes` of the message with these parts, without making the `Message`."""
+        return json_codec.dumps_bytes([join_ref, ref, topic, event, payload])
 
     def decode(self, frame: str | bytes) -> Message:
         """Decode a five-element array frame; anything else raises `FrameError`."""
