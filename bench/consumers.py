@@ -24,33 +24,15 @@ from core.dev.local_hub.hub import LocalHub
 from core.hub.client import PlugboardClient
 from core.model.registry import ActionRegistry
 from core.model.runner import ActionRunner
-from core.settings import Settings
+from core.settings import VARIABLES, Settings
 
 JOIN_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 FRAMEWORK_MAX_CONCURRENCY = 256
 
-# Settings the consumer reads from the environment: the benchmark sets its own values and
-# never inherits these from the shell it runs in.
-CONSUMER_VARIABLES = (
-    "WEBSOCKET_URL",
-    "TOKEN",
-    "PHOENIX_VSN",
-    "MAX_CONCURRENCY",
-    "ACTION_TIMEOUT_SECONDS",
-    "HEARTBEAT_INTERVAL_SECONDS",
-    "JOIN_TIMEOUT_SECONDS",
-    "SHUTDOWN_GRACE_SECONDS",
-    "MAX_MESSAGE_BYTES",
-    "OUTBOX_LIMIT",
-    "RESPONSE_MAX_AGE_SECONDS",
-    "RESPONSE_MIN_DELAY_SECONDS",
-    "ACTIONS_PATH",
-    "HEALTH_PORT",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "DATABASE_URL",
-)
+# The benchmark sets the consumer's settings itself and never inherits them from the shell
+# it runs in (a POSTGRES_HOST there would give its consumers a database).
+CONSUMER_VARIABLES = VARIABLES
 
 
 class ConsumerProcess:

@@ -33,6 +33,39 @@ MAX_PORT: Final = 65535
 # libpq reads connect_timeout into a C int; beyond it PostgreSQL refuses the connection.
 MAX_CONNECT_TIMEOUT: Final = 2**31 - 1
 
+# Every environment variable the service reads, in the order of the README's tables (a test
+# checks the code reads exactly these, and the README documents exactly these). Tools that
+# start a replica with settings of their own leave all of these out of what they inherit.
+VARIABLES: Final = (
+    "WEBSOCKET_URL",
+    "TOKEN",
+    "PHOENIX_VSN",
+    "MAX_CONCURRENCY",
+    "ACTION_TIMEOUT_SECONDS",
+    "HEARTBEAT_INTERVAL_SECONDS",
+    "JOIN_TIMEOUT_SECONDS",
+    "SHUTDOWN_GRACE_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "OUTBOX_LIMIT",
+    "RESPONSE_MAX_AGE_SECONDS",
+    "RESPONSE_MIN_DELAY_SECONDS",
+    "ACTIONS_PATH",
+    "HEALTH_PORT",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "ENVIRONMENT",
+    "DATABASE_URL",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB_DEVELOPMENT",
+    "POSTGRES_DB_TEST",
+    "POSTGRES_DB_PRODUCTION",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_CONNECT_TIMEOUT",
+)
 SECRET_VARIABLES: Final = frozenset({"TOKEN", "POSTGRES_PASSWORD"})
 WEBSOCKET_URL_FORM: Final = (
     "a ws:// or wss:// URL with a host, like wss://hub.example.com/websocket"

@@ -9,25 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
+from core.settings import VARIABLES
 from tests.fixtures.actions import FOLDER as FIXTURE_ACTIONS_FOLDER
 from tests.support import ROOT
 
 # Settings the test decides; never inherited from the shell that runs the tests.
-REPLICA_VARIABLES = (
-    "WEBSOCKET_URL",
-    "TOKEN",
-    "PHOENIX_VSN",
-    "ACTIONS_PATH",
-    "HEALTH_PORT",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "SHUTDOWN_GRACE_SECONDS",
-    "HEARTBEAT_INTERVAL_SECONDS",
-    "DATABASE_URL",
-    "ENVIRONMENT",
-    "FIXTURE_ANSWERED_FILE",
-    "RESPONSE_MIN_DELAY_SECONDS",
-)
+REPLICA_VARIABLES = (*VARIABLES, "FIXTURE_ANSWERED_FILE")
 
 
 class Replica:

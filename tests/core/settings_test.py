@@ -19,6 +19,7 @@ from core.settings import (
     LOG_LEVELS,
     PHOENIX_VERSIONS,
     PROJECT_ROOT,
+    VARIABLES,
     DatabaseConfig,
     Settings,
     SettingsError,
@@ -27,37 +28,6 @@ from core.settings import (
 
 POSTGRES = {"POSTGRES_HOST": "db", "POSTGRES_USER": "service", "POSTGRES_DB_TEST": "app"}
 
-# Every variable the service reads (ReadTest checks this list against the code and README).
-VARIABLES = (
-    "WEBSOCKET_URL",
-    "TOKEN",
-    "PHOENIX_VSN",
-    "MAX_CONCURRENCY",
-    "ACTION_TIMEOUT_SECONDS",
-    "HEARTBEAT_INTERVAL_SECONDS",
-    "JOIN_TIMEOUT_SECONDS",
-    "SHUTDOWN_GRACE_SECONDS",
-    "MAX_MESSAGE_BYTES",
-    "OUTBOX_LIMIT",
-    "RESPONSE_MAX_AGE_SECONDS",
-    "RESPONSE_MIN_DELAY_SECONDS",
-    "ACTIONS_PATH",
-    "HEALTH_PORT",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "ENVIRONMENT",
-    "DATABASE_URL",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-    "POSTGRES_DB_DEVELOPMENT",
-    "POSTGRES_DB_TEST",
-    "POSTGRES_DB_PRODUCTION",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_CONNECT_TIMEOUT",
-)
 SECRET_VARIABLES = ("TOKEN", "POSTGRES_PASSWORD")
 
 # What the environment can hold, and more: any code point (lone surrogates are how Python
