@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 _ASSIGNMENT = re.compile(
@@ -61,12 +61,15 @@ def script_heads(alembic_ini: Path) -> set[str] | None:
 
 
 def at_head(engine: Engine, alembic_ini: Path) -> bool:
-    """True only when the database is surely at the migrations' single head."""
+    """True only when the database is surely at the migrations' single head (or, with no
+    migrations at all, has no revision recorded)."""
     heads = script_heads(alembic_ini)
-    if heads is None or len(heads) != 1:
+    if heads is None or len(heads) > 1:
         return False
     try:
         with engine.connect() as connection:
+            if not heads and not inspect(connection).has_table("alembic_version"):
+                return True  # nothing to migrate to, and nothing was ever migrated
             rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     except SQLAlchemyError:
         return False

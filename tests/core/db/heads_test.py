@@ -60,6 +60,24 @@ class ScriptHeadsTest(unittest.TestCase):
         self.assertIsNone(script_heads(self.folder / "missing.ini"))
 
 
+class NoMigrationsTest(unittest.TestCase):
+    def test_a_project_without_migrations_is_at_head_until_something_is_recorded(self) -> None:
+        folder = Path(self.enterContext(tempfile.TemporaryDirectory()))
+        (folder / "migrations" / "versions").mkdir(parents=True)
+        ini = folder / "alembic.ini"
+        ini.write_text("[alembic]\nscript_location = %(here)s/migrations\n")
+        engine = create_engine(f"sqlite:///{folder / 'db.sqlite3'}")
+        self.addCleanup(engine.dispose)
+        self.assertEqual(script_heads(ini), set())
+        self.assertTrue(at_head(engine, ini))
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        self.assertTrue(at_head(engine, ini), "an empty version table records nothing")
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO alembic_version VALUES ('gone')"))
+        self.assertFalse(at_head(engine, ini), "a revision no file names: let Alembic say so")
+
+
 class AtHeadTest(unittest.TestCase):
     def setUp(self) -> None:
         folder = Path(self.enterContext(tempfile.TemporaryDirectory()))
