@@ -27,7 +27,7 @@ from tests.core.settings_test import (
 )
 from tests.fixtures.lifespan import FOLDER as LIFESPAN_ACTIONS
 from tests.replicas import Replica
-from tests.support import FIXTURE_ACTIONS_FOLDER, wait_until
+from tests.support import FIXTURE_ACTIONS_FOLDER, project_has_migrations, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_TOKEN = "tok-5ecret-value-4242"
@@ -382,8 +382,12 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
         self,
     ) -> None:
         database = f"sqlite:///{self.workdir / 'service.sqlite3'}"
-        first, _ = await self.modules_of_a_replica(FIXTURE_ACTIONS_FOLDER, DATABASE_URL=database)
-        self.assertIn("alembic", first)  # a fresh database: migrated
+        first, log = await self.modules_of_a_replica(FIXTURE_ACTIONS_FOLDER, DATABASE_URL=database)
+        if project_has_migrations():
+            self.assertIn("alembic", first)  # a fresh database: migrated
+        else:  # a project without migrations: a fresh database is already at head
+            self.assertNotIn("alembic", first)
+            self.assertIn("is at the newest revision; nothing to migrate", log)
         again, log = await self.modules_of_a_replica(FIXTURE_ACTIONS_FOLDER, DATABASE_URL=database)
         self.assertIn("sqlalchemy", again)
         self.assertNotIn("alembic", again, "at head: recognised without loading Alembic")

@@ -25,6 +25,17 @@ FIXTURE_ACTIONS = ActionRegistry.discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
 EVENTS = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
 
 
+def project_has_migrations() -> bool:
+    """Whether the project's own alembic/versions holds a migration.
+
+    A service started without the examples may have none; then a service process (which
+    always uses the project's alembic.ini) has nothing to migrate and never loads Alembic.
+    """
+    from core.db.heads import script_heads
+
+    return bool(script_heads(PROJECT_ROOT / "alembic.ini"))
+
+
 def fast_settings(hub: LocalHub | None = None, **overrides: Any) -> Settings:
     """Settings for tests: short heartbeat and time limits, pointed at `hub`."""
     settings = Settings(heartbeat_interval_seconds=5.0, join_timeout_seconds=2.0)
