@@ -325,10 +325,6 @@ class EntrypointTest(unittest.TestCase):
                 process.communicate()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
     """The database stack loads only for a service that uses it (issue: footprint)."""
 
@@ -392,3 +388,7 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("sqlalchemy", again)
         self.assertNotIn("alembic", again, "at head: recognised without loading Alembic")
         self.assertIn("is at the newest revision; nothing to migrate", log)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -86,10 +86,6 @@ class JSONLogTest(unittest.IsolatedAsyncioTestCase):
         self.assertNotIn(token, stream.getvalue())
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
     """With configure_logging owning stderr, request lines skip logging but look the same."""
 
@@ -303,3 +299,7 @@ class OneRecordOneLineTest(unittest.TestCase):
         self.assertEqual(records[1]["ref"], other)
         self.assertEqual(records[3]["action"], chosen)
         self.assertIn("ValueError", records[2]["exception"])
+
+
+if __name__ == "__main__":
+    unittest.main()
