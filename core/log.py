@@ -14,6 +14,10 @@ from typing import Any
 from core import json_codec
 from core.redaction import printable, redact_url, truncate
 
+# The request lines gathered over this many seconds, or this many lines if sooner, are written
+# together (`RequestLog`).
+FLUSH_SECONDS = 0.01
+FLUSH_LINES = 256
 # Extra fields a record may carry (``logger.info(..., extra={...})``); JSON logs include them.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
 
@@ -192,12 +196,16 @@ class RequestLog:
 
     This line is written for every request, so its cost is the framework's cost per request.
     When `configure_logging` owns the output (the service's normal set-up, nothing else
-    attached), a request only records its four values; once per event-loop iteration they
-    are formatted, in the handler's format, and written together, skipping the LogRecord
-    machinery. The level and the ownership of the output are checked for an iteration's
-    first line, and the lines of one iteration carry the time they are written (the same
-    millisecond, or within a few). Whenever anyone else is listening (another handler, a
-    filter, a test capturing logs), each line goes through `logging` as usual.
+    attached), a request only records its four values; the lines gathered over
+    `FLUSH_SECONDS` (or `FLUSH_LINES` lines, if sooner) are formatted, in the handler's
+    format, and written together, skipping the LogRecord machinery. A replica under load wakes
+    for a few requests at a time, so writing once per event-loop iteration cost a system call
+    and a pass through the loop for every two or three lines. The level and the ownership of
+    the output are checked for a batch's first line, and the lines of a batch carry the time
+    they are written: at most `FLUSH_SECONDS` after their answer, never before, so the output
+    stays in time order with other records. Whenever anyone else is listening (another
+    handler, a filter, a test capturing logs), each line goes through `logging` as usual, at
+    once.
     """
 
     def __init__(self) -> None:
@@ -209,8 +217,10 @@ class RequestLog:
     def write(self, action: str, status: int, seconds: float, ref: str) -> None:
         """Log one answered request."""
         pending = self._pending
-        if pending:  # this iteration's first line passed the checks below: so does this one
+        if pending:  # the batch's first line passed the checks below: so does this one
             pending.append((action, status, seconds, ref))
+            if len(pending) >= FLUSH_LINES:
+                self.flush()
             return
         logger = self._logger
         if not logger.isEnabledFor(logging.INFO):
@@ -227,11 +237,11 @@ class RequestLog:
                 extra={"action": action, "status": status, "duration_ms": duration_ms, "ref": ref},
             )
             return
-        asyncio.get_running_loop().call_soon(self.flush)
+        asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
         pending.append((action, status, seconds, ref))
 
     def flush(self) -> None:
-        """Format and write the lines gathered during this loop iteration."""
+        """Format and write the lines gathered so far (also called at exit)."""
         handler = _fast_handler
         if not self._pending or handler is None:
             return

@@ -41,7 +41,7 @@ from core.hub.phoenix import PHX_REPLY, Message, serializer_for
 from core.hub.socket import PhoenixSocket
 from core.hub.timers import Cancellable
 from core.hub.transport import HubTransport
-from core.log import RateLimitedLog, redact_url, secret_filter, truncate
+from core.log import RateLimitedLog, redact_url, request_log, secret_filter, truncate
 from core.model.registry import ActionRegistry, catalog_hash, catalog_json
 from core.model.runner import ActionRunner
 from core.settings import Settings
@@ -266,6 +266,7 @@ class PlugboardClient:
         """Begin a graceful shutdown (SIGTERM, SIGINT); a second call exits at once."""
         if self.shutting_down:
             logger.warning("second signal: exiting now without waiting for running requests")
+            request_log.flush()  # os._exit skips atexit, which writes the last request lines
             os._exit(128 + (signum or signal.SIGTERM))
         self.shutting_down = True
         self._spawn(self._shutdown())

@@ -86,8 +86,29 @@ class JSONLogTest(unittest.IsolatedAsyncioTestCase):
         self.assertNotIn(token, stream.getvalue())
 
 
+class WatchedStream(io.StringIO):
+    """stderr for a test: counts its writes and sets `written` at each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.written = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        self.written.set()
+        return super().write(text)
+
+    async def next_write(self) -> str:
+        """Wait for a write; return everything written so far."""
+        await asyncio.wait_for(self.written.wait(), 10)
+        self.written.clear()
+        return self.getvalue()
+
+
 class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
-    """With configure_logging owning stderr, request lines skip logging but look the same."""
+    """With configure_logging owning stderr, request lines skip logging but look the same,
+    and the lines of a short window are written together."""
 
     async def asyncSetUp(self) -> None:
         import sys
@@ -96,7 +117,7 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
 
         root = logging.getLogger()
         self.saved = (list(root.handlers), root.level, sys.stderr, log._fast_handler)
-        self.stream = io.StringIO()
+        self.stream = WatchedStream()
         sys.stderr = self.stream
 
     async def asyncTearDown(self) -> None:
@@ -115,8 +136,6 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         log._fast_handler = fast
 
     async def test_text_lines_match_the_logging_format(self) -> None:
-        import asyncio
-
         from core.log import configure_logging, request_log
 
         configure_logging("INFO", "text")
@@ -126,23 +145,20 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         secret_filter.add(secret_filter_value)
         request_log.write("Echo", 200, 0.00123, "ref-1")
         request_log.write(f"Odd{secret_filter_value}", 404, 0.5, "ref-2")
-        self.assertEqual(self.stream.getvalue(), "")  # written once per loop iteration
-        await asyncio.sleep(0)
-        lines = self.stream.getvalue().splitlines()
+        self.assertEqual(self.stream.getvalue(), "")  # gathered, then written together
+        lines = (await self.stream.next_write()).splitlines()
+        self.assertEqual(self.stream.writes, 1)
         self.assertEqual(len(lines), 2)
         pattern = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO core.requests: "
         self.assertRegex(lines[0], pattern + r"action=Echo status=200 duration_ms=1.2 ref=ref-1$")
         self.assertIn("action=Odd*** status=404 duration_ms=500.0 ref=ref-2", lines[1])
 
     async def test_json_lines(self) -> None:
-        import asyncio
-
         from core.log import configure_logging, request_log
 
         configure_logging("INFO", "json")
         request_log.write("Echo", 504, 0.25, "ref-3")
-        await asyncio.sleep(0)
-        line = json.loads(self.stream.getvalue())
+        line = json.loads(await self.stream.next_write())
         self.assertEqual(
             {key: line[key] for key in ("level", "logger", "action", "status", "ref")},
             {
@@ -157,8 +173,6 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("timestamp", line)
 
     async def test_json_lines_whatever_the_names_hold(self) -> None:
-        import asyncio
-
         from core.log import configure_logging, request_log
 
         configure_logging("INFO", "json")
@@ -172,8 +186,8 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         ]
         for action, status, seconds, ref in cases:
             request_log.write(action, status, seconds, ref)
-        await asyncio.sleep(0)
-        lines = self.stream.getvalue().rstrip("\n").split("\n")  # not splitlines(): U+2028
+        output = await self.stream.next_write()
+        lines = output.rstrip("\n").split("\n")  # not splitlines(): U+2028
         self.assertEqual(len(lines), len(cases))
         for (action, status, seconds, ref), line in zip(cases, lines, strict=True):
             with self.subTest(action=action):
@@ -212,14 +226,44 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("action=Echo status=200", capture.lines[0])
 
     async def test_below_info_nothing_is_written(self) -> None:
-        import asyncio
-
         from core.log import configure_logging, request_log
 
         configure_logging("WARNING", "text")
         request_log.write("Echo", 200, 0.001, "ref-5")
-        await asyncio.sleep(0)
+        request_log.flush()  # writes whatever was gathered: nothing
         self.assertEqual(self.stream.getvalue(), "")
+
+    async def test_lines_wait_for_the_window_then_leave_together(self) -> None:
+        import time
+
+        from core.log import FLUSH_SECONDS, configure_logging, request_log
+
+        configure_logging("INFO", "text")
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        request_log.write("Echo", 200, 0.001, "ref-6")
+        request_log.write("Echo", 200, 0.001, "ref-7")
+        self.assertEqual(self.stream.writes, 0)
+        output = await self.stream.next_write()
+        # asyncio runs a timer at most one clock resolution early.
+        resolution = time.get_clock_info("monotonic").resolution
+        self.assertGreaterEqual(loop.time() - began, FLUSH_SECONDS - resolution)
+        self.assertEqual(self.stream.writes, 1)
+        refs = [line.rsplit("ref=", 1)[1] for line in output.splitlines()]
+        self.assertEqual(refs, ["ref-6", "ref-7"])
+
+    async def test_a_full_batch_is_written_at_once(self) -> None:
+        from core.log import FLUSH_LINES, configure_logging, request_log
+
+        configure_logging("INFO", "text")
+        for index in range(FLUSH_LINES - 1):
+            request_log.write("Echo", 200, 0.001, f"ref-{index}")
+        self.assertEqual(self.stream.writes, 0)
+        request_log.write("Echo", 200, 0.001, "last")
+        self.assertEqual(self.stream.writes, 1)  # no wait for the window
+        lines = self.stream.getvalue().splitlines()
+        self.assertEqual(len(lines), FLUSH_LINES)
+        self.assertTrue(lines[-1].endswith("ref=last"))
 
 
 class OneRecordOneLineTest(unittest.TestCase):
@@ -271,7 +315,7 @@ class OneRecordOneLineTest(unittest.TestCase):
         async def requests() -> None:
             request_log.write(chosen, 404, 0.5, other)
             request_log.write("Echo", 200, 0.001, chosen)
-            await asyncio.sleep(0)
+            request_log.flush()  # what the window's timer does
 
         self.loop.run_until_complete(requests())
         return stream.getvalue()
