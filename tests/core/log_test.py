@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import re
+import sys
 import unittest
+from collections.abc import Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,8 +37,6 @@ class RedactionTest(unittest.TestCase):
         try:
             raise ValueError("failed with topsecretvalue")
         except ValueError:
-            import sys
-
             record.exc_info = sys.exc_info()
         secrets.filter(record)
         self.assertEqual(record.getMessage(), "got ***")
@@ -86,6 +87,27 @@ class JSONLogTest(unittest.IsolatedAsyncioTestCase):
         self.assertNotIn(token, stream.getvalue())
 
 
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Put back the root logger's handlers and level, stderr and the request log's handler,
+    which configure_logging and the tests change."""
+    from core import log
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, sys.stderr, log._fast_handler)
+    try:
+        yield
+    finally:
+        handlers, level, stderr, fast = saved
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        sys.stderr = stderr
+        log._fast_handler = fast
+
+
 class WatchedStream(io.StringIO):
     """stderr for a test: counts its writes and sets `written` at each."""
 
@@ -111,29 +133,9 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
     and the lines of a short window are written together."""
 
     async def asyncSetUp(self) -> None:
-        import sys
-
-        from core import log
-
-        root = logging.getLogger()
-        self.saved = (list(root.handlers), root.level, sys.stderr, log._fast_handler)
+        self.enterContext(logging_restored())
         self.stream = WatchedStream()
         sys.stderr = self.stream
-
-    async def asyncTearDown(self) -> None:
-        import sys
-
-        from core import log
-
-        handlers, level, stderr, fast = self.saved
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-        sys.stderr = stderr
-        log._fast_handler = fast
 
     async def test_text_lines_match_the_logging_format(self) -> None:
         from core.log import configure_logging, request_log
@@ -271,34 +273,12 @@ class OneRecordOneLineTest(unittest.TestCase):
     (a traceback follows on lines that begin with a tab), or one JSON object on one line."""
 
     def setUp(self) -> None:
-        import sys
-
-        from core import log
-
-        root = logging.getLogger()
-        self.saved = (list(root.handlers), root.level, sys.stderr, log._fast_handler)
+        self.enterContext(logging_restored())
         self.loop = asyncio.new_event_loop()
-
-    def tearDown(self) -> None:
-        import sys
-
-        from core import log
-
-        self.loop.close()
-        handlers, level, stderr, fast = self.saved
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-        sys.stderr = stderr
-        log._fast_handler = fast
+        self.addCleanup(self.loop.close)
 
     def emit(self, log_format: str, chosen: str, other: str) -> str:
         """Log what a request, the hub and a crashing action would log; return the output."""
-        import sys
-
         from core.log import configure_logging, request_log
 
         stream = io.StringIO()
