@@ -1,10 +1,15 @@
-"""Tests of the wire JSON codec (orjson with a standard-library fallback)."""
+"""Tests of the wire JSON codec: orjson encodes, pydantic-core decodes, and the standard
+library takes over from both wherever they refuse."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import unittest
 import uuid
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core import json_codec
 from core.model.response import ActionResponse
@@ -48,6 +53,77 @@ class CodecTest(unittest.TestCase):
         for text in texts:
             with self.subTest(text=text[:10]), self.assertRaises(json_codec.JSONDecodeFailure):
                 json_codec.loads(text)
+
+
+def _standard(text: str | bytes) -> str:
+    """What the standard library makes of `text`: the repr of its value, or "refused"."""
+    try:
+        return repr(json.loads(text))
+    except (ValueError, RecursionError):
+        return "refused"
+
+
+def _ours(text: str | bytes) -> str:
+    try:
+        return repr(json_codec.loads(text))
+    except json_codec.JSONDecodeFailure:
+        return "refused"
+
+
+# JSON values with what sets decoders apart: integers beyond 64 bits, NaN and the infinities,
+# floats near the edges, any text (lone surrogates included), empty and nested containers.
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+class DecodesAsTheStandardLibraryTest(unittest.TestCase):
+    """`loads` is fast, but accepts exactly what `json.loads` accepts, with the same values."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(_values, st.booleans(), st.sampled_from([(",", ":"), (", ", ": ")]))
+    def test_any_value_as_any_encoder_writes_it(
+        self, value: object, ascii_only: bool, separators: tuple[str, str]
+    ) -> None:
+        text = json.dumps(value, ensure_ascii=ascii_only, separators=separators)
+        self.assertEqual(_ours(text), _standard(text))
+        if ascii_only:  # otherwise a lone surrogate cannot be encoded as UTF-8
+            self.assertEqual(_ours(text.encode()), _standard(text.encode()))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet='{}[]",:0123456789.eE+-tfnrulasNIiy \t\n\\ud800xé'))
+    def test_any_text_is_refused_or_read_alike(self, text: str) -> None:
+        self.assertEqual(_ours(text), _standard(text))
+
+    def test_where_the_fast_decoder_parts_ways_the_standard_library_decides(self) -> None:
+        texts: list[str | bytes] = [
+            '"\\ud800"',  # a lone surrogate escape
+            '{"\\ud800":1}',
+            "[" * 600 + "]" * 600,  # deeper than pydantic-core's limit, within Python's
+            b'\xef\xbb\xbf{"a":1}',  # bytes with a UTF-8 byte order mark
+            b'"\xed\xa0\x80"',  # an encoded surrogate in bytes
+            '{"\ufeff":1}',
+            "\ufeff{}",  # a byte order mark in text: refused by both
+            "NaN",
+            "-Infinity",
+            "1" * 4301,  # beyond the standard library's digit limit: refused by both
+            "1e400",
+            "[1,]",
+            "",
+        ]
+        for text in texts:
+            with self.subTest(text=text[:20]):
+                self.assertEqual(_ours(text), _standard(text))
+        self.assertEqual(json_codec.loads('"\\ud800"'), "\ud800")
+        self.assertEqual(json_codec.loads("[" * 600 + "]" * 600), json.loads("[" * 600 + "]" * 600))
 
 
 if __name__ == "__main__":
