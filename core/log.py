@@ -18,6 +18,8 @@ from core.redaction import printable, redact_url, truncate
 # together (`RequestLog`).
 FLUSH_SECONDS = 0.01
 FLUSH_LINES = 256
+# The request log keeps the ``duration_ms`` texts of durations under 100 ms.
+_TENTHS_KEPT = 1000
 # Extra fields a record may carry (``logger.info(..., extra={...})``); JSON logs include them.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
 
@@ -213,6 +215,7 @@ class RequestLog:
         self._pending: list[tuple[str, int, float, str]] = []
         self._second = -1
         self._second_text = ""
+        self._tenths: list[str] = []
 
     def write(self, action: str, status: int, seconds: float, ref: str) -> None:
         """Log one answered request."""
@@ -252,12 +255,13 @@ class RequestLog:
         else:
             prefix = f"{self._timestamp(now)} INFO core.requests: "
             lines = [
-                f"{prefix}action={action} status={status} duration_ms={seconds * 1000:.1f} "
-                f"ref={ref}"
+                f"{prefix}action={action} status={status} duration_ms={duration} ref={ref}"
                 if action.isprintable() and ref.isprintable()
                 else f"{prefix}action={printable(action)} status={status} "
-                f"duration_ms={seconds * 1000:.1f} ref={printable(ref)}"
-                for action, status, seconds, ref in entries
+                f"duration_ms={duration} ref={printable(ref)}"
+                for (action, status, _, ref), duration in zip(
+                    entries, self._durations(entries), strict=True
+                )
             ]
         text = "\n".join(lines)
         for secret in secret_filter.secrets:
@@ -269,13 +273,13 @@ class RequestLog:
         except (OSError, ValueError):
             pass  # the stream is gone (process exiting): nothing else to do with the lines
 
-    @staticmethod
-    def _json_lines(entries: list[tuple[str, int, float, str]], now: float) -> list[str]:
+    def _json_lines(self, entries: list[tuple[str, int, float, str]], now: float) -> list[str]:
         timestamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
         head = f'{{"timestamp":"{timestamp}","level":"INFO","logger":"core.requests",'
         lines = []
-        for action, status, seconds, ref in entries:
-            duration = f"{seconds * 1000:.1f}"
+        for (action, status, _, ref), duration in zip(
+            entries, self._durations(entries), strict=True
+        ):
             message = f"action={action} status={status} duration_ms={duration} ref={ref}"
             if (
                 action.isprintable()
@@ -305,6 +309,20 @@ class RequestLog:
             }
             lines.append(json_line(json_codec.dumps(record)))
         return lines
+
+    def _durations(self, entries: list[tuple[str, int, float, str]]) -> list[str]:
+        """Each entry's ``duration_ms`` text, as ``%.1f`` of its rounded milliseconds."""
+        # Formatting a float was most of a line's cost: the texts of durations under
+        # `_TENTHS_KEPT` tenths of a millisecond are made once and looked up.
+        texts = self._tenths
+        if not texts:
+            texts.extend(f"{tenths / 10:.1f}" for tenths in range(_TENTHS_KEPT))
+        return [
+            texts[tenths]
+            if 0 <= (tenths := round(seconds * 10000.0)) < _TENTHS_KEPT
+            else f"{round(seconds * 1000, 1):.1f}"
+            for _, _, seconds, _ in entries
+        ]
 
     def _timestamp(self, now: float) -> str:
         """``%(asctime)s`` as logging.Formatter renders it, cached for the current second."""

@@ -155,6 +155,30 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         self.assertRegex(lines[0], pattern + r"action=Echo status=200 duration_ms=1.2 ref=ref-1$")
         self.assertIn("action=Odd*** status=404 duration_ms=500.0 ref=ref-2", lines[1])
 
+    async def test_durations_read_as_the_logging_format_writes_them(self) -> None:
+        from core.log import FLUSH_LINES, configure_logging, request_log
+
+        configure_logging("INFO", "text")
+        # Durations on both sides of the 100 ms up to which their texts are kept, none within
+        # a rounding error of half a tenth of a millisecond (where either rounding is right).
+        durations = [
+            seconds
+            for seconds in (step * 0.000737 for step in range(200))
+            if abs((seconds * 10000.0) % 1 - 0.5) > 1e-6
+        ] + [0.0, 0.09994, 0.09996, 0.1, 2.5]
+        self.assertLess(len(durations), FLUSH_LINES)  # one batch, written by its timer
+        for seconds in durations:
+            request_log.write("Echo", 200, seconds, "r")
+        lines = (await self.stream.next_write()).splitlines()
+        self.assertEqual(len(lines), len(durations))
+        for seconds, line in zip(durations, lines, strict=True):
+            self.assertTrue(
+                line.endswith(f" duration_ms={round(seconds * 1000, 1):.1f} ref=r"), (seconds, line)
+            )
+        self.assertIn(" duration_ms=99.9 ", lines[-4])
+        self.assertIn(" duration_ms=100.0 ", lines[-3])
+        self.assertIn(" duration_ms=2500.0 ", lines[-1])
+
     async def test_json_lines(self) -> None:
         from core.log import configure_logging, request_log
 
