@@ -62,6 +62,10 @@ class FakeClock:
             handle.callback(*handle.args)
         self.now = target
 
+    def scheduled(self, callback: Callable[..., object]) -> int:
+        """How many calls of `callback` are still scheduled."""
+        return sum(1 for _, _, h in self._queue if not h.cancelled and h.callback == callback)
+
     def pending(self) -> list[float]:
         """The delays (from now) of the calls still scheduled, soonest first."""
         return sorted(h.when - self.now for _, _, h in self._queue if not h.cancelled)

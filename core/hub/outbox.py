@@ -41,6 +41,7 @@ from core.hub.phoenix import Message
 if TYPE_CHECKING:
     from core.hub.channel import Channel
     from core.hub.socket import PhoenixSocket
+    from core.hub.timers import Cancellable
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,12 @@ class ResponseOutbox:
         # that may not leave yet (`min_delay`).
         self._batch_due: list[float] = []
         self._batch_held = False
-        self._flush_scheduled = False
+        # The one flush scheduled for the batch: when it runs (0.0 for the end of this loop
+        # iteration) and its handle. A frame whose time comes before it moves it earlier;
+        # otherwise it waits for that flush, which leaves one timer per held batch, not one
+        # per loop iteration that adds to it.
+        self._flush_at: float | None = None
+        self._flush_handle: Cancellable | None = None
         # Made while not joined, held while the hub does not read, or to be written again.
         self._kept: deque[Kept] = deque()
         self._resend_in_kept = 0
@@ -143,14 +149,16 @@ class ResponseOutbox:
             hold = self.min_delay - age
             if hold > 0:
                 # Rounded up to the next millisecond: held answers leave together.
-                due = math.ceil((self._clock.time() + hold) / HOLD_QUANTUM) * HOLD_QUANTUM
+                now = self._clock.time()
+                due = math.ceil((now + hold) / HOLD_QUANTUM) * HOLD_QUANTUM
                 self._batch_due.append(due)
                 self._batch_held = True
+                if self._flush_at is None or due < self._flush_at:
+                    self._schedule_flush(due, now)
             else:
                 self._batch_due.append(0.0)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self._clock.call_soon(self._flush)
+                if self._flush_at is None or self._flush_at > 0.0:
+                    self._schedule_flush(0.0, 0.0)
         else:
             self._keep(response_ref, payload, self._clock.time())
             logger.info(
@@ -239,9 +247,24 @@ class ResponseOutbox:
 
     # ------------------------------------------------------------------ internals
 
+    def _schedule_flush(self, at: float, now: float) -> None:
+        """Flush at clock time `at` (0.0: at the end of this loop iteration), instead of
+        when the scheduled flush, if any, would have."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush_at = at
+        if at:
+            self._flush_handle = self._clock.call_later(at - now, self._flush)
+        else:
+            self._flush_handle = self._clock.call_soon(self._flush)
+
     def _flush(self) -> None:
-        """Write the kept responses, then this iteration's batch, in one write."""
-        self._flush_scheduled = False
+        """Write the kept responses, then the batch's frames whose time has come, in one
+        write."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()  # when called directly (joined, the hub reads again)
+            self._flush_handle = None
+        self._flush_at = None
         wire = self._socket.wire
         if wire is None or not self._channel.joined:
             self._keep_batch()
@@ -286,8 +309,7 @@ class ResponseOutbox:
         self._batch, self._batch_due = waiting, waiting_due
         self._batch_held = bool(waiting)
         if waiting:
-            self._flush_scheduled = True
-            self._clock.call_later(min(waiting_due) - now, self._flush)
+            self._schedule_flush(min(waiting_due), now)
         return due
 
     def _kept_frames(self) -> list[bytes]:

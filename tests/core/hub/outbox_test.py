@@ -113,6 +113,32 @@ class MinimumDelayTest(OutboxTestCase):
         self.assertEqual(len(self.responses()), 20)
         self.assertLess(len(self.wire.writes), 20, "held answers leave together")
 
+    def test_one_flush_is_scheduled_for_the_held_answers_however_many_iterations_add_to_them(
+        self,
+    ) -> None:
+        self.outbox.min_delay = 0.002
+        flush = self.outbox._flush  # the timer the outbox schedules for itself
+        for index in range(8):  # four loop iterations, two quick answers in each
+            self.outbox.send(f"q{index}", ok(index), age=0.0)
+            if index % 2:
+                self.clock.advance(0.0001)
+            self.assertEqual(self.clock.scheduled(flush), 1)
+        self.assertEqual(self.responses(), [])
+        # An answer whose request is old enough moves the flush to the end of the iteration:
+        # it leaves alone, and one flush stays scheduled for the held ones.
+        self.outbox.send("old", ok(0), age=1.0)
+        self.assertEqual(self.clock.pending()[0], 0.0)
+        self.clock.run_ready()
+        self.assertEqual([m.ref for m in self.responses()], ["old"])
+        self.assertEqual(self.clock.scheduled(flush), 1)
+        writes = len(self.wire.writes)
+        self.clock.advance(0.003)
+        self.assertEqual(
+            [m.ref for m in self.responses()], ["old"] + [f"q{index}" for index in range(8)]
+        )
+        self.assertLessEqual(len(self.wire.writes) - writes, 2, "one write per millisecond")
+        self.assertEqual(self.clock.scheduled(flush), 0)
+
     def test_held_answers_are_kept_when_the_channel_is_lost(self) -> None:
         self.outbox.min_delay = 0.001
         self.outbox.send("held", ok(1), age=0.0)
