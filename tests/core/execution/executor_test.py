@@ -77,8 +77,27 @@ class ForgotReturn(ActionRunner):
         ActionResponse(status_code=200)  # type: ignore[return-value]  # the mistake under test
 
 
+class Shout(ActionRunner):
+    """Overrides `model_validate`: requests must go through it."""
+
+    text: str = Field(description="Any text")
+
+    @classmethod
+    def description(cls) -> str:
+        return "Shouts"
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Shout:
+        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+            obj = {**obj, "text": obj["text"].upper()}
+        return super().model_validate(obj, **options)
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        return ActionResponse(status_code=200, fields=self.text)
+
+
 ACTIONS: dict[str, type[ActionRunner]] = {
-    cls.__name__: cls for cls in (Add, Boom, Slow, Blocking, WrongType, ForgotReturn)
+    cls.__name__: cls for cls in (Add, Boom, Slow, Blocking, WrongType, ForgotReturn, Shout)
 }
 
 
@@ -116,6 +135,12 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         self.assertNotIn("'x'", answer["message"])
         fields = {error["field"] for error in answer["fields"]["errors"]}
         self.assertEqual(fields, {"a", "b"})
+
+    async def test_an_action_s_own_model_validate_is_used(self) -> None:
+        answer = await self.call({"action": "Shout", "fields": {"text": "hi"}})
+        self.assertEqual((answer["status_code"], answer["fields"]), (200, "HI"))
+        answer = await self.call({"action": "Shout", "fields": {"text": 1}}, ref="r2")
+        self.assertEqual(answer["status_code"], 400)
 
     async def test_wrong_envelope_types(self) -> None:
         for ref, payload in (
