@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import secrets
 import sys
@@ -17,11 +20,38 @@ from bench.consumers import (
     ConsumerProcess,
     baseline_consumer,
     bench_connection_url,
+    compile_service,
     framework_consumer,
     framework_env,
     profiled_framework_consumer,
 )
 from core.dev.local_hub.hub import LocalHub
+
+
+class CompileServiceTest(unittest.TestCase):
+    def test_every_module_of_the_service_folders_gets_bytecode(self) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            root = Path(scratch)
+            modules = [root / "core" / "a.py", root / "core" / "sub" / "b.py"]
+            for module in [*modules, root / "elsewhere" / "c.py"]:
+                module.parent.mkdir(parents=True, exist_ok=True)
+                module.write_text("VALUE = 1\n")
+            with mock.patch.object(sys, "dont_write_bytecode", True):  # as in the image
+                compile_service(root)
+            for module in modules:
+                self.assertTrue(Path(importlib.util.cache_from_source(str(module))).exists())
+            other = root / "elsewhere" / "c.py"
+            self.assertFalse(Path(importlib.util.cache_from_source(str(other))).exists())
+
+    def test_a_module_that_does_not_compile_stops_the_benchmark(self) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            broken = Path(scratch) / "events" / "broken.py"
+            broken.parent.mkdir()
+            broken.write_text("def (\n")
+            printed = io.StringIO()
+            with self.assertRaises(BenchError), contextlib.redirect_stdout(printed):
+                compile_service(Path(scratch))
+            self.assertIn("broken.py", printed.getvalue())
 
 
 @unittest.skipUnless(sys.platform.startswith("linux"), "the benchmark reads /proc")
