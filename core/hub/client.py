@@ -541,10 +541,15 @@ class PlugboardClient:
 
         The hub may push requests until it has processed our ``phx_leave``; their answers
         (503 by now) are made after the leave left, so they wait in the outbox. Then the
-        channel joins again on the same connection just long enough to write them, sees them
-        confirmed, and leaves again.
+        channel joins again on the same connection just long enough to write them (the join
+        writes what the outbox kept at once) and leaves again straight away: the hub handles
+        a socket's frames in order, so its reply to the leave confirms them. Waiting for a
+        heartbeat instead kept the channel joined for up to a probe interval, and under
+        steady load the hub routed new requests to it in every such window, so the replica
+        could rejoin again and again until its grace period ran out.
         """
         channel, outbox, executor = self._channel, self.outbox, self.executor
+        rejoined = False
         while (remaining := deadline - time.monotonic()) > 0:
             if executor.in_flight:
                 await executor.drain(remaining)
@@ -553,9 +558,9 @@ class PlugboardClient:
                 if outbox.settled:
                     return
                 channel.join()
-                await self._wait_for(self._joined, remaining)
+                rejoined = await self._wait_for(self._joined, remaining)
                 continue
-            if not outbox.settled:
+            if not outbox.settled and not rejoined:
                 self._settled_event.clear()
                 await self._wait_for(self._settled_event, remaining)
                 continue
