@@ -9,6 +9,7 @@ requests to it, and under steady load the replica could rejoin until its grace r
 
 from __future__ import annotations
 
+import secrets
 import unittest
 from typing import Any
 
@@ -43,7 +44,9 @@ class RejoinToDeliverTest(unittest.IsolatedAsyncioTestCase):
         self,
     ) -> None:
         hub = await self.enterAsyncContext(ScriptedHub())
-        settings = fast_settings(shutdown_grace_seconds=30.0).with_hub(hub.url(), "token")
+        # A random token: the client masks its token in every log line of the process.
+        token = secrets.token_urlsafe(12)
+        settings = fast_settings(shutdown_grace_seconds=30.0).with_hub(hub.url(), token)
         consumer = Consumer(PlugboardClient(settings, FIXTURE_ACTIONS, EVENTS))
         self.addAsyncCleanup(consumer.stop)
         connection = await hub.accept()
