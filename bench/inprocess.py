@@ -244,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             configure_logging(args.log_level, args.log_format)
             framework, bare = asyncio.run(compare(args.batches))
+            # Heartbeats written after the last batch was answered are counted too.
+            framework.answer(framework.transport.take())
         finally:
             sys.stderr = sys.__stderr__
     requests = args.batches * IN_FLIGHT
