@@ -58,6 +58,8 @@ SUMMARY_KEYS = [
     "side_by_side_baseline_cpu_us",
     "side_by_side_ratios",
     "side_by_side_ratio",
+    "side_by_side_ratio_framework_first",
+    "side_by_side_ratio_baseline_first",
     "sequential_cpu_ratio",
     "cpu_ratio",
     "cpu_ratio_target",
@@ -67,10 +69,12 @@ SUMMARY_KEYS = [
     "sleep_200_target_s",
     "sleep_200_pass",
     "idle_no_database_start_to_joined_s",
+    "idle_no_database_starts_s",
     "idle_no_database_rss_mib",
     "idle_no_database_pass",
     "idle_examples_first_start_to_joined_s",
     "idle_start_to_joined_s",
+    "idle_examples_starts_s",
     "idle_rss_mib",
     "idle_examples_pass",
 ]
@@ -123,9 +127,9 @@ def results(side_by_side: list[tuple[float, float]]) -> Results:
         sleep_rounds=[0.25, 0.22, 0.23],
         side_by_side=side_by_side,
         framework_log_lines=912,
-        idle_no_database=Idle(0.25, int(36.5 * MIB)),
+        idle_no_database=Idle(0.25, int(36.5 * MIB), [0.31, 0.25, 0.2]),
         idle_examples_first=Idle(0.6, int(63.0 * MIB)),
-        idle_examples=Idle(0.48, int(56.5 * MIB)),
+        idle_examples=Idle(0.48, int(56.5 * MIB), [0.48]),
     )
 
 
@@ -166,9 +170,20 @@ class SummaryTest(unittest.TestCase):
         self.assertIs(data["sleep_200_pass"], True)
         self.assertEqual(data["idle_rss_mib"], 56.5)
         self.assertEqual(data["idle_no_database_rss_mib"], 36.5)
+        self.assertEqual(data["idle_no_database_starts_s"], [0.31, 0.25, 0.2])
+        self.assertEqual(data["idle_examples_starts_s"], [0.48])
         self.assertIs(data["idle_no_database_pass"], True)
         self.assertIs(data["idle_examples_pass"], False)  # 56.5 MiB: over its 56
         self.assertEqual(data["framework_log_lines"], 912)
+
+    def test_ratios_by_join_order(self) -> None:
+        # Rounds 1 and 3 had the framework join first, rounds 2 and 4 the baseline; the fifth
+        # round (framework first) has no ratio.
+        rounds = [(45.0, 50.0), (48.0, 40.0), (40.0, 50.0), (44.0, 40.0), (46.0, 0.0)]
+        data = summary(results(rounds), requests=1000, quick=False)
+        self.assertEqual(data["side_by_side_ratio_framework_first"], 0.85)
+        self.assertEqual(data["side_by_side_ratio_baseline_first"], 1.15)
+        self.assertEqual(data["side_by_side_ratio"], 1.0)
 
     def test_no_side_by_side_ratio_fails_the_target(self) -> None:
         data = summary(results([(45.0, 0.0)]), requests=10, quick=True)
@@ -213,6 +228,7 @@ class TableTest(unittest.TestCase):
             footer[0],
             "Sleep rounds (s): 0.250, 0.220, 0.230; the median is compared with the target.",
         )
+        self.assertIn("(median ratio 0.90 and 1.20)", footer[1])
         self.assertTrue(
             footer[1].endswith(
                 "Ratio per round: 0.90, 1.20 "
@@ -220,11 +236,20 @@ class TableTest(unittest.TestCase):
             )
         )
         self.assertTrue(footer[2].startswith("Alone: "))
+        # A case started more than once shows each start; one started once does not.
+        self.assertEqual(
+            footer[3],
+            "Idle, no database: started 3 times, one after the other (s to joined: 0.31, "
+            "0.25, 0.20); the medians of start-up time and RSS are shown.",
+        )
+        self.assertEqual(len(footer), 4)
 
     def test_quick_is_marked(self) -> None:
         lines = self.table(results([(45.0, 50.0)]), quick=True)
         self.assertTrue(lines[0].endswith("(--quick: small numbers, not for comparison)"))
-        self.assertTrue(lines[-2].endswith("Ratio per round: 0.90."))
+        side_by_side = [line for line in lines if line.startswith("Side by side: ")]
+        self.assertEqual(len(side_by_side), 1)
+        self.assertTrue(side_by_side[0].endswith("Ratio per round: 0.90."))
 
 
 class CellTest(unittest.TestCase):

@@ -46,15 +46,16 @@ class OptionsTest(unittest.TestCase):
     def test_defaults(self) -> None:
         options = parse_options([])
         self.assertEqual((options.requests, options.warmup), (10000, 500))
-        self.assertEqual((options.sleep_rounds, options.side_by_side_rounds), (3, 5))
+        self.assertEqual((options.sleep_rounds, options.side_by_side_rounds), (3, 6))
+        self.assertEqual((options.settle_seconds, options.idle_starts), (2.0, 3))
         self.assertFalse(options.quick or options.profile)
         self.assertIsNone(options.profile_out)
 
     def test_quick(self) -> None:
         options = parse_options(["--quick"])
         self.assertEqual((options.requests, options.warmup), (300, 100))
-        self.assertEqual((options.sleep_rounds, options.side_by_side_rounds), (1, 1))
-        self.assertEqual(options.settle_seconds, 0.5)
+        self.assertEqual((options.sleep_rounds, options.side_by_side_rounds), (1, 2))
+        self.assertEqual((options.settle_seconds, options.idle_starts), (0.5, 1))
 
     def test_requests_and_profile(self) -> None:
         options = parse_options(["--quick", "--requests", "42", "--profile", "--profile-out", "p"])
@@ -84,6 +85,10 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertLessEqual(EXPECTED_KEYS, figures.keys())
         # The CPU target is judged on the side-by-side measurement.
         self.assertEqual(figures["cpu_ratio"], figures["side_by_side_ratio"])
+        # Two side-by-side rounds, each consumer joining first in one of them.
+        self.assertIn("round 1, the framework joining first", result.stderr)
+        self.assertIn("round 2, the baseline joining first", result.stderr)
+        self.assertIsNotNone(figures["side_by_side_ratio_baseline_first"])
 
     def test_quick_profile_exits_0_and_keeps_the_statistics(self) -> None:
         with tempfile.TemporaryDirectory() as scratch:
