@@ -79,6 +79,8 @@ class FakeWire:
         self.writes: list[list[Message]] = []
         self.writable = True
         self.aborted: str | None = None
+        self.reading = True
+        self.pauses = 0
 
     def send_frames(self, frames: Sequence[bytes]) -> None:
         """Record one write."""
@@ -87,6 +89,15 @@ class FakeWire:
     def abort(self, reason: str) -> None:
         """Record the abort."""
         self.aborted = reason
+
+    def pause_reading(self) -> None:
+        """Record that reading is paused (and how many times it was)."""
+        self.reading = False
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        """Record that reading goes on."""
+        self.reading = True
 
     @property
     def sent(self) -> list[Message]:

@@ -61,6 +61,14 @@ class Wire(Protocol):
         """Drop the connection without a close handshake (the link is dead)."""
         ...
 
+    def pause_reading(self) -> None:
+        """Leave what the hub sends in the kernel's buffer until `resume_reading`."""
+        ...
+
+    def resume_reading(self) -> None:
+        """Read what the hub sends again (nothing happens if reading is not paused)."""
+        ...
+
 
 class PhoenixSocket:
     """See the module's docstring."""

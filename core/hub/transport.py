@@ -10,6 +10,8 @@ library's asyncio client keeps to itself, through documented API only:
 - frames queued together leave in one ``transport.write`` (one system call per batch);
 - write backpressure: while the hub does not read (asyncio's ``pause_writing``), `writable`
   is False and the handler holds its responses; ``resume_writing`` tells it to go on;
+- read pacing: `pause_reading` and `resume_reading` leave the hub's bytes in the kernel for
+  a while (asyncio's flow control), so that one wake-up reads what came in meanwhile;
 - the opening handshake, under one deadline for DNS, TCP, TLS and HTTP (`open`); ``wss://``
   verifies the hub's certificate against the system's trust store;
 - pings are answered by the protocol; the closing handshake waits at most
@@ -141,6 +143,20 @@ class HubTransport(asyncio.Protocol):
         for frame in frames:
             send_text(frame)
         self._write_pending()
+
+    def pause_reading(self) -> None:
+        """Leave what the hub sends in the kernel's buffer until `resume_reading` (the
+        outbox reads once per hold quantum while it holds answers)."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again; nothing happens when reading is not paused or the connection is
+        closing."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def abort(self, reason: str) -> None:
         """Drop the TCP connection at once, without a closing handshake."""

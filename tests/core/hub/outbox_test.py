@@ -149,6 +149,92 @@ class MinimumDelayTest(OutboxTestCase):
         self.assertEqual([m.ref for m in self.responses()], ["held"])
 
 
+class ReadPacingTest(OutboxTestCase):
+    """While more than one answer is held, reading pauses until the next quantum boundary."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.outbox.min_delay = 0.002
+        self.clock.advance(0.0003)  # 0.3 ms past a quantum boundary
+
+    def test_one_held_answer_leaves_reading_alone(self) -> None:
+        self.outbox.send("only", ok(1), age=0.0)
+        self.assertTrue(self.wire.reading)
+        self.clock.advance(0.003)
+        self.assertEqual([m.ref for m in self.responses()], ["only"])
+        self.assertEqual(self.wire.pauses, 0)
+
+    def test_a_second_held_answer_pauses_reading_until_the_next_boundary(self) -> None:
+        self.outbox.send("a", ok(1), age=0.0)
+        self.outbox.send("b", ok(2), age=0.0)
+        self.assertFalse(self.wire.reading)
+        self.outbox.send("c", ok(3), age=0.0)
+        self.assertEqual(self.wire.pauses, 1, "paused once, however many answers follow")
+        self.clock.advance(0.0006)
+        self.assertFalse(self.wire.reading, "0.1 ms before the boundary")
+        self.clock.advance(0.0001)
+        self.assertTrue(self.wire.reading)
+        # The answers still leave at the first boundary 2 ms after their requests.
+        self.clock.advance(0.0019)
+        self.assertEqual(self.responses(), [], "0.1 ms before that boundary")
+        self.clock.advance(0.00015)
+        self.assertEqual([m.ref for m in self.responses()], ["a", "b", "c"])
+
+    def test_under_steady_load_reading_and_writing_share_one_wake_up_a_quantum(self) -> None:
+        # The hub has three requests waiting whenever the replica reads; it reads as soon as
+        # reading is not paused, and answers each at once. Every call the clock makes is a
+        # wake-up: record when reading resumed and when answers were written.
+        sent_at: dict[str, float] = {}
+        written_at: dict[str, float] = {}
+        resumed: list[float] = []
+        writes: list[float] = []
+        step = 0.0001
+        for _ in range(200):  # 20 ms
+            if self.wire.reading:
+                for _ in range(3):
+                    ref = f"r{len(sent_at)}"
+                    sent_at[ref] = self.clock.now
+                    self.outbox.send(ref, ok(ref), age=0.0)
+            before = (self.wire.reading, len(self.wire.writes))
+            self.clock.advance(step)
+            if not before[0] and self.wire.reading:
+                resumed.append(round(self.clock.now, 7))
+            if len(self.wire.writes) > before[1]:
+                writes.append(round(self.clock.now, 7))
+                for message in self.responses():
+                    written_at.setdefault(message.ref or "", self.clock.now)
+        self.assertEqual(len(resumed), 20, "reading resumed once per millisecond")
+        self.assertGreaterEqual(len(writes), 17)
+        self.assertLessEqual(set(writes), set(resumed), "each write shared a wake-up")
+        for ref, at in written_at.items():
+            self.assertGreaterEqual(at - sent_at[ref], 0.002 - 1e-9, ref)
+            self.assertLess(at - sent_at[ref], 0.003 + step, ref)
+
+    def test_nothing_held_never_pauses(self) -> None:
+        self.outbox.min_delay = 0.0
+        for index in range(5):
+            self.outbox.send(str(index), ok(index), age=0.0)
+        self.clock.run_ready()
+        self.assertEqual(len(self.responses()), 5)
+        self.assertEqual(self.wire.pauses, 0)
+
+    def test_a_pause_ends_on_its_own_wire_when_the_connection_drops(self) -> None:
+        self.outbox.send("a", ok(1), age=0.0)
+        self.outbox.send("b", ok(2), age=0.0)
+        old = self.wire
+        self.socket.connection_lost()
+        self.connect_and_join()
+        self.assertTrue(self.wire.reading, "a new connection reads")
+        self.clock.advance(HOLD_QUANTUM)
+        self.assertTrue(old.reading)
+        # The new connection is paced in turn.
+        self.outbox.send("c", ok(3), age=0.0)
+        self.outbox.send("d", ok(4), age=0.0)
+        self.assertFalse(self.wire.reading)
+        self.clock.advance(HOLD_QUANTUM)
+        self.assertTrue(self.wire.reading)
+
+
 class ConfirmationTest(OutboxTestCase):
     def test_a_heartbeat_reply_confirms_what_was_written_before_it(self) -> None:
         self.outbox.send("a", ok(1))

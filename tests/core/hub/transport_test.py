@@ -251,5 +251,31 @@ class BackpressureTest(TransportTestCase):
         self.assertTrue(transport.writable)
 
 
+class ReadPacingTest(TransportTestCase):
+    async def test_what_the_hub_sends_while_reading_is_paused_arrives_after_resuming(
+        self,
+    ) -> None:
+        transport, hub = await self.open()
+        transport.pause_reading()
+        hub.send_text("waiting")
+        await hub.writer.drain()
+        for _ in range(20):  # the loop polls its sockets in each of these iterations
+            await asyncio.sleep(0)
+        self.assertEqual(self.handler.messages, [])
+        transport.resume_reading()
+        await self.handler.wait_messages(1)
+        self.assertEqual(self.handler.messages, ["waiting"])
+        transport.resume_reading()  # not paused: nothing happens
+        hub.send_text("next")
+        await self.handler.wait_messages(2)
+
+    async def test_pausing_a_closed_connection_does_nothing(self) -> None:
+        transport, _ = await self.open()
+        transport.abort("test")
+        await transport.wait_closed()
+        transport.pause_reading()
+        transport.resume_reading()
+
+
 if __name__ == "__main__":
     unittest.main()
