@@ -101,10 +101,8 @@ class ResponseOutbox:
         # per loop iteration that adds to it.
         self._flush_at: float | None = None
         self._flush_handle: Cancellable | None = None
-        # The wire whose reading is paused until the next quantum boundary (point 7), and
-        # the call that resumes it there.
+        # The wire whose reading is paused until the next quantum boundary (point 7).
         self._paused: Wire | None = None
-        self._resume_handle: Cancellable | None = None
         # Made while not joined, held while the hub does not read, or to be written again.
         self._kept: deque[Kept] = deque()
         self._resend_in_kept = 0
@@ -284,10 +282,10 @@ class ResponseOutbox:
         wire.pause_reading()
         self._paused = wire
         boundary = (math.floor(now / HOLD_QUANTUM) + 1) * HOLD_QUANTUM
-        self._resume_handle = self._clock.call_later(boundary - now, self._resume_reading)
+        self._clock.call_later(boundary - now, self._resume_reading)
 
     def _resume_reading(self) -> None:
-        wire, self._paused, self._resume_handle = self._paused, None, None
+        wire, self._paused = self._paused, None
         if wire is not None:
             wire.resume_reading()
 
