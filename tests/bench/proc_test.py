@@ -33,6 +33,26 @@ def burn(seconds: float, clock: Callable[[], float] = time.process_time) -> floa
     return clock() - start
 
 
+def threads() -> set[str]:
+    """This process's thread ids, as /proc lists them."""
+    return set(os.listdir(f"/proc/{os.getpid()}/task"))
+
+
+def unchanged_threads(measure: Callable[[], tuple[float, float, float]]) -> tuple[float, ...]:
+    """`measure()` again until no thread of this process started or exited meanwhile.
+
+    schedstat is read per thread: a thread that exits during a measurement takes its run
+    time out of the sum (a thread left by an earlier test, finishing now), and one that
+    starts adds its own.
+    """
+    for _ in range(5):
+        before = threads()
+        figures = measure()
+        if threads() == before:
+            return figures
+    raise AssertionError("threads kept starting or exiting during every measurement")
+
+
 @unittest.skipUnless(sys.platform.startswith("linux"), "reads /proc")
 class CpuTimeTest(unittest.TestCase):
     def test_stat_times_follow_this_process_cpu_clock(self) -> None:
@@ -46,35 +66,44 @@ class CpuTimeTest(unittest.TestCase):
 
     @unittest.skipUnless(proc.schedstat_available(), "the kernel has no schedstat")
     def test_schedstat_follows_this_process_cpu_clock(self) -> None:
-        before = proc.schedstat_seconds(os.getpid())
-        spent = burn(BURN)
-        after = proc.schedstat_seconds(os.getpid())
-        assert before is not None and after is not None
+        def measure() -> tuple[float, float, float]:
+            before = proc.schedstat_seconds(os.getpid())
+            spent = burn(BURN)
+            after = proc.schedstat_seconds(os.getpid())
+            assert before is not None and after is not None
+            return before, spent, after
+
+        before, spent, after = unchanged_threads(measure)
         self.assertAlmostEqual(after - before, spent, delta=TOLERANCE)
 
     @unittest.skipUnless(proc.schedstat_available(), "the kernel has no schedstat")
     def test_schedstat_adds_up_every_thread(self) -> None:
-        burnt = threading.Event()
-        release = threading.Event()
-        spent: list[float] = []
+        def measure() -> tuple[float, float, float]:
+            burnt = threading.Event()
+            release = threading.Event()
+            spent: list[float] = []
 
-        def worker() -> None:
-            spent.append(burn(BURN, time.thread_time))
-            burnt.set()
-            release.wait()  # stay alive: an exited thread takes its run time with it
+            def worker() -> None:
+                spent.append(burn(BURN, time.thread_time))
+                burnt.set()
+                release.wait()  # stay alive: an exited thread takes its run time with it
 
-        before = proc.schedstat_seconds(os.getpid())
-        thread = threading.Thread(target=worker)
-        thread.start()
-        try:
-            self.assertTrue(burnt.wait(30))
-            after = proc.schedstat_seconds(os.getpid())
-        finally:
-            release.set()
-            thread.join()
-        assert before is not None and after is not None
+            before = proc.schedstat_seconds(os.getpid())
+            thread = threading.Thread(target=worker)
+            thread.start()
+            try:
+                self.assertTrue(burnt.wait(30))
+                after = proc.schedstat_seconds(os.getpid())
+            finally:
+                release.set()
+                thread.join()
+            assert before is not None and after is not None
+            return before, spent[0], after
+
+        # The worker has exited when the threads are compared: only others count.
+        before, spent, after = unchanged_threads(measure)
         # The main thread only waited: the difference is the worker's.
-        self.assertAlmostEqual(after - before, spent[0], delta=TOLERANCE)
+        self.assertAlmostEqual(after - before, spent, delta=TOLERANCE)
 
     def test_cpu_times_total_is_the_finest_clock_available(self) -> None:
         pid = os.getpid()
