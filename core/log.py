@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import json
 import logging
+import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ from core.redaction import printable, redact_url, truncate
 # together (`RequestLog`).
 FLUSH_SECONDS = 0.01
 FLUSH_LINES = 256
+# Batches are written on whole milliseconds: the hub link's held answers leave on the same
+# boundaries (core.hub.outbox.HOLD_QUANTUM), so under load both share a wake-up.
+FLUSH_QUANTUM = 0.001
 # The request log keeps the ``duration_ms`` texts of durations under 100 ms.
 _TENTHS_KEPT = 1000
 # Extra fields a record may carry (``logger.info(..., extra={...})``); JSON logs include them.
@@ -193,6 +197,12 @@ class RateLimitedLog:
         self._logger.warning(truncate(message % args if args else message))
 
 
+def flush_time(now: float) -> float:
+    """When a batch of request lines begun at loop time `now` is written: `FLUSH_SECONDS`
+    later, rounded up to a whole `FLUSH_QUANTUM`."""
+    return math.ceil((now + FLUSH_SECONDS) / FLUSH_QUANTUM) * FLUSH_QUANTUM
+
+
 class RequestLog:
     """The one line per request (action, status, duration, ref), on the ``core.requests`` logger.
 
@@ -204,10 +214,10 @@ class RequestLog:
     for a few requests at a time, so writing once per event-loop iteration cost a system call
     and a pass through the loop for every two or three lines. The level and the ownership of
     the output are checked for a batch's first line, and the lines of a batch carry the time
-    they are written: at most `FLUSH_SECONDS` after their answer, never before, so the output
-    stays in time order with other records. Whenever anyone else is listening (another
-    handler, a filter, a test capturing logs), each line goes through `logging` as usual, at
-    once.
+    they are written: `FLUSH_SECONDS` after the batch's first answer, rounded up to a whole
+    millisecond (`flush_time`), so the output stays in time order with other records.
+    Whenever anyone else is listening (another handler, a filter, a test capturing logs),
+    each line goes through `logging` as usual, at once.
     """
 
     def __init__(self) -> None:
@@ -240,7 +250,8 @@ class RequestLog:
                 extra={"action": action, "status": status, "duration_ms": duration_ms, "ref": ref},
             )
             return
-        asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+        loop = asyncio.get_running_loop()
+        loop.call_at(flush_time(loop.time()), self.flush)
         pending.append((action, status, seconds, ref))
 
     def flush(self) -> None:

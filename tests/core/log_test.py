@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import re
 import sys
 import unittest
@@ -277,6 +278,19 @@ class RequestLogFastPathTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.stream.writes, 1)
         refs = [line.rsplit("ref=", 1)[1] for line in output.splitlines()]
         self.assertEqual(refs, ["ref-6", "ref-7"])
+
+    def test_batches_are_written_on_the_hold_quantums_boundaries(self) -> None:
+        from core.hub.outbox import HOLD_QUANTUM
+        from core.log import FLUSH_QUANTUM, FLUSH_SECONDS, flush_time
+
+        self.assertEqual(FLUSH_QUANTUM, HOLD_QUANTUM)
+        for now in (1000.0, 1000.0004, 1234.5678912, 98765.4321):
+            at = flush_time(now)
+            self.assertGreaterEqual(at, now + FLUSH_SECONDS)
+            self.assertLess(at, now + FLUSH_SECONDS + FLUSH_QUANTUM)
+            # The very time the outbox computes for a boundary (the same float).
+            boundary = math.ceil(at / HOLD_QUANTUM) * HOLD_QUANTUM
+            self.assertEqual(at, boundary)
 
     async def test_a_full_batch_is_written_at_once(self) -> None:
         from core.log import FLUSH_LINES, configure_logging, request_log
