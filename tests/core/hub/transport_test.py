@@ -222,6 +222,26 @@ class TlsTest(unittest.IsolatedAsyncioTestCase):
         transport.abort("test over")
         await transport.wait_closed()
 
+    async def test_reading_pauses_and_resumes_over_tls(self) -> None:
+        trusted = ssl.create_default_context(cafile=str(self.cert))
+        handler = Handler()
+        opening = asyncio.ensure_future(
+            HubTransport.open(self.hub.url("localhost", "wss"), handler, ssl_context=trusted)
+        )
+        connection = await self.hub.accept()
+        await connection.handshake()
+        transport = await opening
+        self.addAsyncCleanup(TransportTestCase._close, transport)
+        transport.pause_reading()
+        connection.send_text("waiting")
+        await connection.writer.drain()
+        for _ in range(20):  # the loop polls its sockets in each of these iterations
+            await asyncio.sleep(0)
+        self.assertEqual(handler.messages, [])
+        transport.resume_reading()
+        await handler.wait_messages(1)
+        self.assertEqual(handler.messages, ["waiting"])
+
     async def test_the_name_must_match_the_certificate(self) -> None:
         trusted = ssl.create_default_context(cafile=str(self.cert))
         with self.assertRaises(ssl.SSLCertVerificationError):
