@@ -58,6 +58,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -191,8 +192,18 @@ async def with_consumer(
         await consumer.stop(hub)
 
 
+def cancel_on_sigterm() -> None:
+    """Make SIGTERM cancel the running task, as Ctrl-C does under `asyncio.run`: the phases'
+    ``finally`` blocks then stop the consumers they started. Killed by a bare SIGTERM, the
+    benchmark left them running, reconnecting to its vanished hub."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
 async def run_benchmark(options: Options) -> Results:
     """The full run: framework, baseline, then an idle framework with the example actions."""
+    cancel_on_sigterm()
     compile_service()
     token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="py-service-bench-") as scratch:
@@ -277,6 +288,7 @@ async def run_benchmark(options: Options) -> Results:
 
 async def run_profile(options: Options) -> tuple[Load, Path]:
     """Echo at `IN_FLIGHT` in flight against a framework consumer under cProfile."""
+    cancel_on_sigterm()
     compile_service()
     token = secrets.token_urlsafe(24)
     out = options.profile_out or Path(tempfile.gettempdir()) / f"py-service-{os.getpid()}.prof"
@@ -370,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(run_benchmark(options))
     except BenchError as error:
         sys.stderr.write(f"error: {error}\n")
+        return 1
+    except asyncio.CancelledError:
+        sys.stderr.write("error: stopped by SIGTERM; the consumers it started were stopped\n")
         return 1
     data = summary(results, requests=options.requests, quick=options.quick)
     print_table(

@@ -6,9 +6,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import secrets
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 from pathlib import Path
 
@@ -40,6 +44,21 @@ EXPECTED_KEYS = {
     "idle_no_database_start_to_joined_s",
     "idle_examples_first_start_to_joined_s",
 }
+
+
+def marked_processes(marker: str) -> set[int]:
+    """The processes whose environment holds `marker` (``NAME=value``)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if marker.encode() in environ.split(b"\0"):
+            found.add(int(entry.name))
+    return found
 
 
 class OptionsTest(unittest.TestCase):
@@ -89,6 +108,34 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertIn("round 1, the framework joining first", result.stderr)
         self.assertIn("round 2, the baseline joining first", result.stderr)
         self.assertIsNotNone(figures["side_by_side_ratio_baseline_first"])
+
+    def test_sigterm_stops_the_consumers_it_started(self) -> None:
+        marker = f"BENCH_TEST_MARKER={secrets.token_hex(8)}"
+        env = dict(os.environ, BENCH_TEST_MARKER=marker.split("=", 1)[1])
+        command = [sys.executable, "-m", "bench.run", "--quick"]
+        with subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        ) as process:
+            watchdog = threading.Timer(120, process.kill)
+            watchdog.start()
+            running: set[int] = set()
+            try:
+                assert process.stderr is not None
+                for line in process.stderr:
+                    if "side by side: round 1, 64 in flight each" in line:
+                        break  # both consumers of the round are running
+                running = marked_processes(marker) - {process.pid}
+                self.assertEqual(len(running), 2, "the framework and the baseline consumer")
+                process.send_signal(signal.SIGTERM)
+                rest = process.stderr.read()
+                self.assertEqual(process.wait(), 1, rest)
+                self.assertIn("error: stopped by SIGTERM", rest)
+                self.assertEqual(marked_processes(marker) & running, set())
+            finally:
+                watchdog.cancel()
+                process.kill()
+                for pid in marked_processes(marker) & running:  # left behind: clean up
+                    os.kill(pid, signal.SIGKILL)
 
     def test_quick_profile_exits_0_and_keeps_the_statistics(self) -> None:
         with tempfile.TemporaryDirectory() as scratch:
