@@ -50,6 +50,22 @@ class Handler:
                 await self.message_arrived.wait()
 
 
+async def assert_paused_reading_waits(
+    test: unittest.TestCase, transport: HubTransport, hub: ScriptedConnection, handler: Handler
+) -> None:
+    """What the hub sends while `transport` pauses reading reaches `handler` only after
+    `transport` resumes."""
+    transport.pause_reading()
+    hub.send_text("waiting")
+    await hub.writer.drain()
+    for _ in range(20):  # the loop polls its sockets in each of these iterations
+        await asyncio.sleep(0)
+    test.assertEqual(handler.messages, [])
+    transport.resume_reading()
+    await handler.wait_messages(1)
+    test.assertEqual(handler.messages, ["waiting"])
+
+
 class TransportTestCase(unittest.IsolatedAsyncioTestCase):
     async def asyncSetUp(self) -> None:
         self.hub = await self.enterAsyncContext(ScriptedHub())
@@ -207,15 +223,19 @@ class TlsTest(unittest.IsolatedAsyncioTestCase):
         with self.assertRaises(ssl.SSLCertVerificationError):
             await HubTransport.open(self.hub.url("localhost", "wss"), Handler())
 
-    async def test_wss_connects_when_the_certificate_is_trusted(self) -> None:
+    async def open_trusted(self, handler: Handler) -> tuple[HubTransport, ScriptedConnection]:
+        """Connect over ``wss://``, trusting the test's certificate."""
         trusted = ssl.create_default_context(cafile=str(self.cert))
-        handler = Handler()
         opening = asyncio.ensure_future(
             HubTransport.open(self.hub.url("localhost", "wss"), handler, ssl_context=trusted)
         )
         connection = await self.hub.accept()
         await connection.handshake()
-        transport = await opening
+        return await opening, connection
+
+    async def test_wss_connects_when_the_certificate_is_trusted(self) -> None:
+        handler = Handler()
+        transport, connection = await self.open_trusted(handler)
         connection.send_text("over TLS")
         await handler.wait_messages(1)
         self.assertEqual(handler.messages, ["over TLS"])
@@ -223,24 +243,10 @@ class TlsTest(unittest.IsolatedAsyncioTestCase):
         await transport.wait_closed()
 
     async def test_reading_pauses_and_resumes_over_tls(self) -> None:
-        trusted = ssl.create_default_context(cafile=str(self.cert))
         handler = Handler()
-        opening = asyncio.ensure_future(
-            HubTransport.open(self.hub.url("localhost", "wss"), handler, ssl_context=trusted)
-        )
-        connection = await self.hub.accept()
-        await connection.handshake()
-        transport = await opening
+        transport, connection = await self.open_trusted(handler)
         self.addAsyncCleanup(TransportTestCase._close, transport)
-        transport.pause_reading()
-        connection.send_text("waiting")
-        await connection.writer.drain()
-        for _ in range(20):  # the loop polls its sockets in each of these iterations
-            await asyncio.sleep(0)
-        self.assertEqual(handler.messages, [])
-        transport.resume_reading()
-        await handler.wait_messages(1)
-        self.assertEqual(handler.messages, ["waiting"])
+        await assert_paused_reading_waits(self, transport, connection, handler)
 
     async def test_the_name_must_match_the_certificate(self) -> None:
         trusted = ssl.create_default_context(cafile=str(self.cert))
@@ -276,15 +282,7 @@ class ReadPacingTest(TransportTestCase):
         self,
     ) -> None:
         transport, hub = await self.open()
-        transport.pause_reading()
-        hub.send_text("waiting")
-        await hub.writer.drain()
-        for _ in range(20):  # the loop polls its sockets in each of these iterations
-            await asyncio.sleep(0)
-        self.assertEqual(self.handler.messages, [])
-        transport.resume_reading()
-        await self.handler.wait_messages(1)
-        self.assertEqual(self.handler.messages, ["waiting"])
+        await assert_paused_reading_waits(self, transport, hub, self.handler)
         transport.resume_reading()  # not paused: nothing happens
         hub.send_text("next")
         await self.handler.wait_messages(2)
