@@ -68,8 +68,9 @@ class Results:
 
 def framework_joined_first(round_index: int) -> bool:
     """Whether the framework joins before the baseline in side-by-side round `round_index`
-    (from 0). The order alternates, the framework first in even rounds: the consumer joined
-    first measures a little cheaper, so neither keeps that place."""
+    (from 0). The order alternates, the framework first in even rounds: the join order can
+    move a ratio by a few per cent (two identical builds side by side differed by 1 to 3 %),
+    so neither consumer keeps the first place."""
     return round_index % 2 == 0
 
 

@@ -149,9 +149,9 @@ async def side_by_side(
     round-robin, so each gets every other request under the same conditions at the same
     moment, which takes the machine's changing load out of the comparison.
 
-    The consumer joined first measures a little cheaper (a few per cent, with two identical
-    consumers), so each round starts a new pair from `pair(round)` and the join order
-    alternates (`framework_joined_first`). Returns each round's CPU per request (µs) for the
+    The join order can move a ratio by a few per cent (two identical builds side by side
+    differed by 1 to 3 %), so each round starts a new pair from `pair(round)` and the join
+    order alternates (`framework_joined_first`). Returns each round's CPU per request (µs) for the
     framework and the baseline, in that order whatever joined first."""
     rounds: list[tuple[float, float]] = []
     for number in range(options.side_by_side_rounds):
