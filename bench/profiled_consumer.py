@@ -1,4 +1,5 @@
-"""The framework consumer (``entrypoint.main``) with cProfile switched on and off by signals.
+"""The framework consumer (``core.main.main``, which ``entrypoint.py`` runs) with cProfile
+switched on and off by signals.
 
 ``python -m bench.profiled_consumer OUT.prof`` runs the service exactly as ``python
 entrypoint.py`` does (same environment variables). SIGUSR1 starts the profiler; SIGUSR2 stops
@@ -44,9 +45,9 @@ def main(argv: list[str]) -> int:
     signal.signal(START_SIGNAL, start)
     signal.signal(STOP_SIGNAL, stop)
 
-    import entrypoint  # imported late so that start-up is never profiled
+    from core.main import main  # imported late so that start-up is never profiled
 
-    return entrypoint.main([])
+    return main([])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import re
@@ -17,8 +18,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 
 from core.dev.local_hub.hub import LocalHub
+from core.main import load_configuration
 from core.settings import SettingsError
-from entrypoint import load_configuration
 from tests.core.settings_test import (
     ENVIRONMENTS_TO_TRY,
     assert_one_line_naming_a_variable,
@@ -325,6 +326,22 @@ class EntrypointTest(unittest.TestCase):
                 process.communicate()
 
 
+class ScriptTest(unittest.TestCase):
+    def test_the_script_defines_nothing_and_hands_over_to_core_main(self) -> None:
+        """Python compiles a script from source at every start, while an imported module
+        comes from its bytecode: what entrypoint.py holds, every replica compiles."""
+        tree = ast.parse((ROOT / "entrypoint.py").read_text(encoding="utf-8"))
+        definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+        self.assertEqual([node for node in ast.walk(tree) if isinstance(node, definitions)], [])
+        handed_over = {
+            (node.module, alias.name)
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        self.assertEqual(handed_over, {("core.main", "main")})
+
+
 class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
     """The database stack loads only for a service that uses it (issue: footprint)."""
 
@@ -375,6 +392,8 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("no database: no action imports core.database", log)
         # Started without arguments, as the image starts it: no command line to parse.
         self.assertFalse({"argparse", "core.dev.cli"} & imported, log)
+        # The command's code came in as a module, from bytecode where there is some.
+        self.assertIn("core.main", imported)
 
     async def test_a_configured_database_is_migrated_and_alembic_then_stays_unloaded(
         self,

@@ -1,0 +1,271 @@
+"""The service's command line behind ``python entrypoint.py [--local [--reload] | actions |
+call | new | schema]``.
+
+With no options it connects to the hub named by ``WEBSOCKET_URL`` and ``TOKEN``. With
+``--local`` it starts the embedded local hub in the same process and connects to it, so the
+service can be tried without a Plugboard; ``--local --reload`` keeps that hub in this
+process and runs the service as a child process, restarted whenever a file under the
+actions folder changes (`core.dev.reload`).
+
+The hub client and the database stack are imported by `serve` when it runs, so that a
+developer command loads only what it uses (`core.dev.cli` does the same per command). With no
+arguments at all, as every replica starts (the image's ``CMD``), there is no command line to
+parse: neither argparse nor the developer commands are loaded (0.3 to 0.5 MiB less per
+replica, measured in `bench.run`).
+
+This lives in a module rather than in ``entrypoint.py`` itself because Python compiles a
+script from source at every start (only imported modules get cached bytecode, which the
+image compiles at build): a replica compiling this file, about 270 lines, kept 0.5 MiB more
+resident (`bench.run`'s idle cases) and took a few milliseconds longer to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from core import json_codec
+from core.log import configure_logging
+from core.redaction import printable
+from core.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    import argparse
+
+    from core.dev.local_hub.hub import LocalHub
+    from core.model.runner import ActionRunner
+
+# Named after the command, as the log lines have always been: "INFO entrypoint: serving ...".
+logger = logging.getLogger("entrypoint")
+
+EXIT_USAGE = 2
+DEFAULT_LOCAL_PORT = 4000
+EXIT_DATABASE = 1
+# A lifespan function failed at start-up (like an unreachable database: not a usage error).
+EXIT_LIFESPAN = 1
+
+
+def fail(message: str) -> int:
+    """Print a one-line error for the operator and return the usage exit code."""
+    sys.stderr.write(f"error: {printable(message)}\n")
+    return EXIT_USAGE
+
+
+def load_configuration(
+    environ: Mapping[str, str] | None = None, *, database: bool = True
+) -> Settings:
+    """Every setting, checked before anything starts; `SettingsError` (one line) otherwise.
+
+    With `database` (the service, and the commands that use the database), a configured
+    database's URL is parsed too (without connecting), so a malformed one stops start-up
+    like any other bad setting; the other commands skip it and never load SQLAlchemy.
+    """
+    settings = load_settings(environ)
+    if database and settings.database_configured:
+        from core.db.errors import DatabaseConfigError
+        from core.db.urls import DatabaseSettings
+
+        try:
+            DatabaseSettings.from_config(settings.database)
+        except DatabaseConfigError as error:
+            raise SettingsError(settings.hide_secrets(str(error))) from None
+    return settings
+
+
+def example_curl(http_url: str, service_id: int, actions: dict[str, type[ActionRunner]]) -> str:
+    """A curl command line that calls an example action through the local hub."""
+    action, fields = "Echo", {"message": "hello"}
+    if action not in actions and actions:
+        action, fields = next(iter(actions)), {}
+    body = json_codec.dumps({"service_id": service_id, "action": action, "fields": fields})
+    return f"curl -s -X POST {http_url}/ -H 'content-type: application/json' -d '{body}'"
+
+
+def local_banner(hub: LocalHub, actions: dict[str, type[ActionRunner]]) -> str:
+    """What ``--local`` prints once its hub listens: where, and a curl line to try."""
+    return (
+        f"Local hub on {hub.http_url}; try:\n"
+        f"  {example_curl(hub.http_url, hub.service_id, actions)}\n"
+    )
+
+
+def prepare_database(settings: Settings) -> None:
+    """Initialize the database and migrate it to head (serialized across replicas)."""
+    from core.db.database import database
+
+    database.initialize(config=settings.database)
+    database.migrate()
+
+
+async def database_ready() -> str | None:
+    """Readiness check: None when the database answers ``SELECT 1``."""
+    from sqlalchemy import text
+
+    from core.db.database import database
+
+    def ping() -> None:
+        with database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    await asyncio.to_thread(ping)
+    return None
+
+
+async def serve(settings: Settings, local: bool, local_port: int) -> int:
+    """Discover actions and events, prepare the database, optionally start the local hub,
+    and run the client until it stops."""
+    from core.db.errors import DatabaseConfigError, DatabaseStartupError
+    from core.execution.context import State
+    from core.execution.lifespan import LifespanError, describe, discover_lifespans, open_lifespans
+    from core.hub.client import PlugboardClient
+    from core.hub.event_handler import EventHandler
+    from core.model.registry import ActionRegistry, DiscoveryError
+    from core.model.runner import ActionRunner
+
+    if not local and (missing := settings.missing_connection_settings()):
+        return fail(f"{' and '.join(missing)} must be set (or run with --local)")
+    try:
+        actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
+        events = ActionRegistry.discover(settings.events_path, EventHandler)
+        lifespans = discover_lifespans(settings.actions_path)
+    except DiscoveryError as error:
+        return fail(f"cannot load actions or events: {error}")
+    if not actions:
+        logger.warning("no actions found under %s", settings.actions_path)
+    # The database stack (SQLAlchemy, Alembic) loads only for a service that uses it: one
+    # with a database configured, or whose actions or lifespans imported core.database.
+    uses_database = settings.database_configured or "core.db.database" in sys.modules
+    if uses_database:
+        try:
+            await asyncio.to_thread(prepare_database, settings)
+        except DatabaseConfigError as error:
+            return fail(str(error))
+        except DatabaseStartupError as error:  # unreachable: not a configuration error
+            sys.stderr.write(f"error: {printable(str(error))}\n")
+            return EXIT_DATABASE
+    else:
+        logger.info(
+            "no database: no action imports core.database and none is configured "
+            "(DATABASE_URL, POSTGRES_*)"
+        )
+    async with contextlib.AsyncExitStack() as stack:
+        # Resources open before the hub sees this replica, and close (last in this stack)
+        # once client.run() has delivered the last response.
+        state = State()
+        try:
+            await stack.enter_async_context(open_lifespans(lifespans, state))
+        except LifespanError as error:
+            sys.stderr.write(f"error: {printable(settings.hide_secrets(str(error)))}\n")
+            return EXIT_LIFESPAN
+        if lifespans:
+            logger.info("lifespan open: %s", ", ".join(describe(item) for item in lifespans))
+        if local:
+            from core.dev.local_hub.hub import LocalHub
+
+            hub = await stack.enter_async_context(LocalHub(port=local_port))
+            settings = settings.with_hub(hub.websocket_url, next(iter(hub.tokens)))
+            sys.stdout.write(local_banner(hub, actions))
+            sys.stdout.flush()
+        client = PlugboardClient(settings, actions, events)
+        client.executor.state = state
+        if settings.health_port is not None:
+            from core.ops.health import HealthServer
+
+            checks = [("database", database_ready)] if uses_database else []
+            health = HealthServer(client, settings.health_port, checks=checks)
+            await health.start()
+            stack.push_async_callback(health.stop)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, client.request_shutdown, signum)
+        logger.info("serving %d action(s): %s", len(actions), ", ".join(actions) or "-")
+        return await client.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run; returns the exit code."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:
+        return start(None, local=False, local_port=DEFAULT_LOCAL_PORT)
+    args = build_parser().parse_args(arguments)
+    if args.reload and (not args.local or args.command):
+        return fail("--reload works with --local only (python entrypoint.py --local --reload)")
+    return start(args, local=args.local, local_port=args.local_port, reloading=args.reload)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: the service's options and the developer commands."""
+    import argparse
+
+    from core.dev import cli as devtools
+
+    parser = argparse.ArgumentParser(description="Py-Service: a Plugboard consumer")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="start the embedded local hub and connect to it (no WEBSOCKET_URL or TOKEN needed)",
+    )
+    parser.add_argument(
+        "--local-port",
+        type=int,
+        default=DEFAULT_LOCAL_PORT,
+        help=f"port of the local hub (default {DEFAULT_LOCAL_PORT})",
+    )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="with --local: restart the service when a file under the actions folder changes, "
+        "keeping the local hub up (needs watchfiles, from requirements-test.txt)",
+    )
+    commands = parser.add_subparsers(dest="command", title="developer commands")
+    devtools.add_subcommands(commands)
+    return parser
+
+
+def start(
+    args: argparse.Namespace | None, *, local: bool, local_port: int, reloading: bool = False
+) -> int:
+    """Read the settings, then run the developer command in `args` (None: no command line
+    at all), the reloading local hub, or the service."""
+    command = None if args is None else args.command
+    try:
+        # The service and a local `call` use the database; the other commands never do.
+        uses_database = command is None or (
+            command == "call" and getattr(args, "hub", None) is None
+        )
+        settings = load_configuration(database=uses_database)
+    except SettingsError as error:
+        return fail(str(error))
+    configure_logging(settings.log_level, settings.log_format)
+    if args is not None and command:
+        from core.dev import cli as devtools
+
+        return devtools.run_subcommand(args, settings)
+    if reloading:
+        return reload(settings, local_port)
+    return asyncio.run(serve(settings, local, local_port))
+
+
+def reload(settings: Settings, local_port: int) -> int:
+    """``--local --reload``: the local hub here, the service in a child process restarted on
+    every change under the actions folder."""
+    from core.dev.reload import ReloadError, serve_with_reload
+    from core.model.registry import ActionRegistry, DiscoveryError
+    from core.model.runner import ActionRunner
+
+    try:
+        # Only for the curl line: the child process loads the actions it serves.
+        actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
+    except DiscoveryError:
+        actions = {}
+    try:
+        return asyncio.run(
+            serve_with_reload(settings, local_port, lambda hub: local_banner(hub, actions))
+        )
+    except ReloadError as error:
+        return fail(str(error))
