@@ -112,6 +112,10 @@ class ConsumerProcess:
         """The consumer's resident memory now."""
         return proc.rss_bytes(self.pid)
 
+    def anonymous_rss_bytes(self) -> int:
+        """The part of its resident memory that is the consumer's own (not mapped files)."""
+        return proc.anonymous_rss_bytes(self.pid)
+
     async def stop(self, hub: LocalHub) -> None:
         """SIGTERM, wait for a graceful exit (kill after `STOP_TIMEOUT`), wait for the hub."""
         process = self.process

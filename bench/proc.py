@@ -76,7 +76,22 @@ def cpu_source() -> str:
 
 def rss_bytes(pid: int) -> int:
     """Resident set size of process `pid` (VmRSS), in bytes."""
+    return _status_bytes(pid, "VmRSS")
+
+
+def anonymous_rss_bytes(pid: int) -> int:
+    """The part of `rss_bytes` that is the process's own memory (RssAnon), in bytes.
+
+    The rest is mapped files (the interpreter, the extension modules), shared with every
+    process that maps them; how much of a file is resident also depends on the page cache:
+    a shared library freshly written by pip was seen 0.9 MiB larger in VmRSS than the same
+    file some minutes later, with the same code.
+    """
+    return _status_bytes(pid, "RssAnon")
+
+
+def _status_bytes(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) * 1024
-    raise BenchError(f"no VmRSS for process {pid}")
+    raise BenchError(f"no {key} for process {pid}")

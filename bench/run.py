@@ -252,6 +252,7 @@ async def run_benchmark(options: Options) -> Results:
                 of its start-up times and of its resident memory."""
                 joined: list[float] = []
                 rss: list[int] = []
+                anonymous: list[int] = []
                 for number in range(starts):
                     consumer = framework_consumer(
                         f"idle framework ({name})",
@@ -264,9 +265,15 @@ async def run_benchmark(options: Options) -> Results:
                         joined.append(await consumer.start(hub))
                         await asyncio.sleep(options.settle_seconds)
                         rss.append(consumer.rss_bytes())
+                        anonymous.append(consumer.anonymous_rss_bytes())
 
                     await with_consumer(hub, consumer, phase)
-                return Idle(statistics.median(joined), int(statistics.median(rss)), joined)
+                return Idle(
+                    statistics.median(joined),
+                    int(statistics.median(rss)),
+                    joined,
+                    int(statistics.median(anonymous)),
+                )
 
             no_database = await idle("no database", None, BENCH_ACTIONS, options.idle_starts)
             # The examples' first start migrates a new database; the next ones find it at

@@ -78,6 +78,9 @@ class ConsumerProcessTest(unittest.IsolatedAsyncioTestCase):
         self.assertGreater(total, 0)
         self.assertGreaterEqual(total, system)
         self.assertGreater(consumer.rss_bytes(), 1024 * 1024)
+        own = consumer.anonymous_rss_bytes()
+        self.assertGreater(own, 1024 * 1024)
+        self.assertLess(own, consumer.rss_bytes())
 
         await consumer.stop(self.hub)
         assert consumer.process is not None

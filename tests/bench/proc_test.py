@@ -164,12 +164,23 @@ class RssTest(unittest.TestCase):
         self.assertGreaterEqual(after - before, 48 * MIB)
         self.assertAlmostEqual(after, resident, delta=MIB)
 
+    def test_the_own_part_grows_with_touched_memory_and_is_within_the_rss(self) -> None:
+        pid = os.getpid()
+        before = proc.anonymous_rss_bytes(pid)
+        block = bytearray(b"\x01" * (64 * MIB))  # anonymous memory, every page written
+        after = proc.anonymous_rss_bytes(pid)
+        self.assertEqual(len(block), 64 * MIB)
+        self.assertGreaterEqual(after - before, 48 * MIB)
+        self.assertLess(after, proc.rss_bytes(pid))  # the interpreter's file is mapped too
+
     def test_a_process_without_memory_is_an_error(self) -> None:
         # A zombie (exited, not reaped yet) has no VmRSS line.
         with subprocess.Popen([sys.executable, "-c", ""]) as child:
             os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
             with self.assertRaisesRegex(BenchError, f"no VmRSS for process {child.pid}"):
                 proc.rss_bytes(child.pid)
+            with self.assertRaisesRegex(BenchError, f"no RssAnon for process {child.pid}"):
+                proc.anonymous_rss_bytes(child.pid)
 
 
 if __name__ == "__main__":

@@ -71,11 +71,13 @@ SUMMARY_KEYS = [
     "idle_no_database_start_to_joined_s",
     "idle_no_database_starts_s",
     "idle_no_database_rss_mib",
+    "idle_no_database_rss_anonymous_mib",
     "idle_no_database_pass",
     "idle_examples_first_start_to_joined_s",
     "idle_start_to_joined_s",
     "idle_examples_starts_s",
     "idle_rss_mib",
+    "idle_rss_anonymous_mib",
     "idle_examples_pass",
 ]
 
@@ -98,8 +100,10 @@ TABLE_LABELS = [
     "200 x Sleep(0.2) at once, wall (s)",
     "start -> joined, no database (s)",
     "idle RSS, no database (MiB)",
+    "  of which the consumer's own (MiB)",
     "start -> joined, example actions (s)",
     "idle RSS, example actions (MiB)",
+    "  of which the consumer's own (MiB)",
     "  first start, migrating a new database (s)",
 ]
 
@@ -127,7 +131,7 @@ def results(side_by_side: list[tuple[float, float]]) -> Results:
         sleep_rounds=[0.25, 0.22, 0.23],
         side_by_side=side_by_side,
         framework_log_lines=912,
-        idle_no_database=Idle(0.25, int(36.5 * MIB), [0.31, 0.25, 0.2]),
+        idle_no_database=Idle(0.25, int(36.5 * MIB), [0.31, 0.25, 0.2], int(24.5 * MIB)),
         idle_examples_first=Idle(0.6, int(63.0 * MIB)),
         idle_examples=Idle(0.48, int(56.5 * MIB), [0.48]),
     )
@@ -170,6 +174,8 @@ class SummaryTest(unittest.TestCase):
         self.assertIs(data["sleep_200_pass"], True)
         self.assertEqual(data["idle_rss_mib"], 56.5)
         self.assertEqual(data["idle_no_database_rss_mib"], 36.5)
+        self.assertEqual(data["idle_no_database_rss_anonymous_mib"], 24.5)
+        self.assertIsNone(data["idle_rss_anonymous_mib"])  # not read: no figure, not 0
         self.assertEqual(data["idle_no_database_starts_s"], [0.31, 0.25, 0.2])
         self.assertEqual(data["idle_examples_starts_s"], [0.48])
         self.assertIs(data["idle_no_database_pass"], True)
@@ -242,7 +248,11 @@ class TableTest(unittest.TestCase):
             "Idle, no database: started 3 times, one after the other (s to joined: 0.31, "
             "0.25, 0.20); the medians of start-up time and RSS are shown.",
         )
-        self.assertEqual(len(footer), 4)
+        self.assertTrue(footer[4].startswith("Idle RSS = VmRSS; the consumer's own = RssAnon"))
+        self.assertEqual(len(footer), 5)
+        # The consumer's own memory beneath each idle RSS: read for one case, not the other.
+        own = [row.split()[-1] for row in rows if row.startswith("  of which the consumer's")]
+        self.assertEqual(own, ["24.5", "-"])
 
     def test_quick_is_marked(self) -> None:
         lines = self.table(results([(45.0, 50.0)]), quick=True)
