@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import configparser
 import tempfile
 import unittest
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from core.db.heads import at_head, script_heads
+from core.db.heads import at_head, script_heads, versions_folder
 from core.settings import PROJECT_ROOT
 from tests.fixtures.db import ALEMBIC_INI, HEAD
 
@@ -58,6 +61,128 @@ class ScriptHeadsTest(unittest.TestCase):
         )
         self.assertIsNone(script_heads(self.ini))
         self.assertIsNone(script_heads(self.folder / "missing.ini"))
+
+
+def configparser_folder(ini: Path) -> Path | None:
+    """The folder ConfigParser, read as Alembic reads it, names; None where it raises."""
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
+    try:
+        parser.read(ini, encoding="utf-8")
+        section = parser["alembic"]
+        if "version_locations" in section:
+            return Path(section["version_locations"])
+        return Path(section["script_location"]) / "versions"
+    except (configparser.Error, KeyError):
+        return None
+
+
+# Files shaped like alembic.ini: sections of option lines, with what should not be there.
+HEADERS = st.sampled_from(["[alembic]", "[alembic]", "[loggers]", "[DEFAULT]", "[ alembic ]"])
+BODY_LINES = st.sampled_from(
+    [
+        "script_location = %(here)s/migrations",
+        "Script_Location: %(here)s/elsewhere",
+        "script_location=/absolute/migrations",
+        "script_location = migrations",
+        "script_location = %(other)s/migrations",
+        "script_location = %%(here)s/migrations",
+        "script_location = %(here)s/a=b",
+        "script_location = /srv/%(other)s",
+        "script_location = /srv/100%%",
+        "version_locations = %(here)s/versions",
+        "version_locations = %(here)s/a:%(here)s/b",
+        "here = /somewhere/else",
+        "other = /other",
+        "keys = root,sqlalchemy",
+        "qualname =",
+        "file_template = %%(rev)s_%%(slug)s",
+        "# a comment",
+        "    ; an indented comment",
+        "",
+        "    continued value",
+        "  script_location = %(here)s/indented",
+        "[alembic] ; the section",
+        "not an option",
+        "= no key",
+    ]
+)
+SECTIONS = st.lists(st.tuples(HEADERS, st.lists(BODY_LINES, max_size=4)), min_size=1, max_size=3)
+
+
+class AlembicIniTest(unittest.TestCase):
+    """`versions_folder` reads alembic.ini without configparser: never differently from it."""
+
+    def setUp(self) -> None:
+        self.folder = Path(self.enterContext(tempfile.TemporaryDirectory()))
+        self.ini = self.folder / "alembic.ini"
+
+    def folder_of(self, *lines: str) -> Path | None:
+        self.ini.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return versions_folder(self.ini)
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.booleans(), SECTIONS)
+    def test_an_answer_is_always_configparsers(
+        self, preamble: bool, sections: list[tuple[str, list[str]]]
+    ) -> None:
+        lines = ["stray = line"] if preamble else []
+        for header, body in sections:
+            lines += [header, *body]
+        found = self.folder_of(*lines)
+        if found is not None:
+            self.assertEqual(found, configparser_folder(self.ini))
+
+    def test_the_files_alembic_writes_are_read(self) -> None:
+        for ini in (PROJECT_ROOT / "alembic.ini", ALEMBIC_INI):
+            self.assertIsNotNone(versions_folder(ini), ini)
+            self.assertEqual(versions_folder(ini), configparser_folder(ini), ini)
+        here = self.folder
+        self.assertEqual(
+            self.folder_of(
+                "# settings", "[alembic]", "Script_Location: %(here)s/m", "[x]", "a = 1"
+            ),
+            here / "m" / "versions",
+        )
+        self.assertEqual(
+            self.folder_of(
+                "[loggers]",
+                "keys = root",
+                "  , more",
+                "[alembic]",
+                "a = b:c=d",
+                "version_locations=%(here)s/v",
+            ),
+            here / "v",
+        )
+
+    def test_what_configparser_might_read_otherwise_is_none(self) -> None:
+        location = "script_location = %(here)s/migrations"
+        for lines in (
+            (location,),  # before any section
+            ("    indented", "[alembic]", location),
+            ("[DEFAULT]", "x = 1", "[alembic]", location),
+            ("[alembic]", location, "[alembic]"),
+            ("[alembic]", location, "SCRIPT_LOCATION = /other"),
+            ("[loggers]", "keys = a", "keys = b", "[alembic]", location),
+            ("[alembic]", location, "    /continued"),
+            ("[alembic]", "  " + location),
+            ("[alembic] ; the section", location),
+            ("[alembic]", location, "not an option"),
+            ("[alembic]", location, "here = /elsewhere"),
+            ("[alembic]", "script_location = %(other)s/migrations"),
+            ("[alembic]", "script_location = %%(here)s/migrations"),
+            ("[alembic]", "script_location = /srv/%(other)s"),
+            ("[alembic]", "script_location = /srv/100%%"),
+            ("[loggers]", "    indented", "[alembic]", location),
+            ("[alembic]", "script_location = migrations"),
+            ("[alembic]", "script_location ="),
+            ("[alembic]",),
+        ):
+            with self.subTest(lines=lines):
+                self.assertIsNone(self.folder_of(*lines))
+        self.ini.write_bytes(b"[alembic]\nscript_location = \xff\n")
+        self.assertIsNone(versions_folder(self.ini))
+        self.assertIsNone(versions_folder(self.folder / "missing.ini"))
 
 
 class NoMigrationsTest(unittest.TestCase):
