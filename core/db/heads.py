@@ -59,20 +59,18 @@ def alembic_options(alembic_ini: Path) -> dict[str, str] | None:
             if not in_value or section == "alembic":
                 return None
             continue
-        header = _SECTION.fullmatch(stripped)
-        option = None if header else _OPTION.fullmatch(stripped)
-        if header:
-            section, key, value = header.group(1), None, ""
-        elif option and section is not None:
-            key, value = option.group(1).lower(), option.group(2)
+        if header := _SECTION.fullmatch(stripped):
+            section, key = header.group(1), None
+        elif (option := _OPTION.fullmatch(stripped)) and section is not None:
+            key = option.group(1).lower()
+            if section == "alembic":
+                options[key] = option.group(2)
         else:
             return None  # neither, or an option before any section
         if section == "DEFAULT" or (section, key) in seen:
             return None
         seen.add((section, key))
         in_value = key is not None
-        if section == "alembic" and key is not None:
-            options[key] = value
     return options
 
 
