@@ -1,17 +1,19 @@
 """Example actions: plain, optional and nested fields, a slow one and a blocking one.
 
 Each `run()` takes the request's context (`core.Context`): its ref, deadline, a logger
-bound to the request and the lifespan's resources.
+bound to the request and the lifespan's resources. What it returns is what the caller
+receives (the answer's ``message``), and its return annotation is the result's type: a
+string, a number, a list or a Pydantic model, validated and encoded by the framework.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from typing_extensions import override
 
-from core import ActionResponse, ActionRunner, ActionSchema, Context
+from core import ActionError, ActionRunner, ActionSchema, Context
 
 
 class Echo(ActionRunner):
@@ -25,8 +27,8 @@ class Echo(ActionRunner):
         return "Sends the message back unchanged"
 
     @override
-    async def run(self, ctx: Context) -> ActionResponse:
-        return ActionResponse(status_code=200, message="ok", fields={"message": self.message})
+    async def run(self, ctx: Context) -> str:
+        return self.message
 
 
 class Greet(ActionRunner):
@@ -42,11 +44,10 @@ class Greet(ActionRunner):
         return "Greets someone by name"
 
     @override
-    async def run(self, ctx: Context) -> ActionResponse:
-        text = f"{self.greeting}, {self.name}{self.punctuation or '!'}"
+    async def run(self, ctx: Context) -> str:
         # Every line of ctx.logger carries the action and the request's ref.
         ctx.logger.debug("greeting %d characters", len(self.name))
-        return ActionResponse(status_code=200, message=text, fields={"greeting": text})
+        return f"{self.greeting}, {self.name}{self.punctuation or '!'}"
 
 
 class Address(ActionSchema):
@@ -62,8 +63,14 @@ class Address(ActionSchema):
         return "A postal address"
 
 
+class FormattedAddress(BaseModel):
+    """FormatAddress's result: a Pydantic model, so callers get an object with `lines`."""
+
+    lines: list[str] = Field(description="The address, one line per item")
+
+
 class FormatAddress(ActionRunner):
-    """A nested `ActionSchema` field."""
+    """A nested `ActionSchema` field, and a Pydantic model as the result."""
 
     recipient: str = Field(description="The person or company")
     address: Address = Field(description="Where to send it")
@@ -74,15 +81,13 @@ class FormatAddress(ActionRunner):
         return "Formats a postal address as lines of text"
 
     @override
-    async def run(self, ctx: Context) -> ActionResponse:
-        lines = [self.recipient, self.address.street]
+    async def run(self, ctx: Context) -> FormattedAddress:
         city = (
             f"{self.address.postcode} {self.address.city}"
             if self.address.postcode
-            else (self.address.city)
+            else self.address.city
         )
-        lines.append(city)
-        return ActionResponse(status_code=200, message="formatted", fields={"lines": lines})
+        return FormattedAddress(lines=[self.recipient, self.address.street, city])
 
 
 class Sleep(ActionRunner):
@@ -96,10 +101,10 @@ class Sleep(ActionRunner):
         return "Waits without blocking, then answers"
 
     @override
-    async def run(self, ctx: Context) -> ActionResponse:
+    async def run(self, ctx: Context) -> float:
         # Past its time limit the service answers 504 and cancels this await.
         await asyncio.sleep(self.seconds)
-        return ActionResponse(status_code=200, message="slept", fields={"seconds": self.seconds})
+        return self.seconds
 
 
 class BlockingSum(ActionRunner):
@@ -119,7 +124,8 @@ class BlockingSum(ActionRunner):
         return "Adds numbers in a worker thread (an example of a blocking action)"
 
     @override
-    def run(self, ctx: Context) -> ActionResponse:
+    def run(self, ctx: Context) -> float:
         if self.delay and ctx.cancelled.wait(self.delay):
-            return ActionResponse(status_code=503, message="given up")  # nobody waits for it
-        return ActionResponse(status_code=200, message="summed", fields={"sum": sum(self.numbers)})
+            # The service gave up on the request: nobody waits for this answer.
+            raise ActionError(503, "given up", retryable=True)
+        return sum(self.numbers)

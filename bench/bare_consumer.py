@@ -70,8 +70,8 @@ async def answer(websocket: ClientConnection) -> None:
             "payload": {
                 "status": "success",
                 "status_code": 200,
-                "message": "ok",
-                "fields": {"message": request["fields"].get("message")},
+                "message": {"message": request["fields"].get("message")},
+                "fields": None,
             },
             "ref": request["response_ref"],
         }

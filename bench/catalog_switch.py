@@ -179,9 +179,14 @@ async def stop(replicas: list[Replica]) -> None:
 
 
 def outcome(status: int, body: Any) -> str:
-    """A call's outcome: the HTTP status, or the consumer's status code when it is not 200."""
+    """A call's outcome: the HTTP status, with the service's error code for a 400 (the code
+    in the message's error object, or the consumer's status code in the real hub's default
+    body)."""
     if status == 400 and isinstance(body, dict):
-        inner = body.get("status_code") or body.get("response", {}).get("status_code")
+        message = body.get("message")
+        if isinstance(message, dict) and isinstance(message.get("code"), str):
+            return f"{status} ({message['code']})"
+        inner = body.get("response", {}).get("status_code")
         if inner is not None:
             return f"{status} (consumer {inner})"
     return str(status)

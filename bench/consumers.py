@@ -24,7 +24,7 @@ from bench import proc
 from bench.common import BENCH_ACTIONS, ROOT, BenchError, progress
 from core.dev.local_hub.hub import LocalHub
 from core.hub.client import PlugboardClient
-from core.model.registry import ActionRegistry
+from core.model.registry import discover
 from core.model.runner import ActionRunner
 from core.settings import VARIABLES, Settings
 
@@ -169,7 +169,7 @@ def framework_env(
 
 def bench_connection_url(hub: LocalHub, token: str) -> str:
     """The URL the framework builds for ``bench/actions``: same token, same catalog."""
-    actions: dict[str, type[ActionRunner]] = ActionRegistry.discover(BENCH_ACTIONS, ActionRunner)
+    actions: dict[str, type[ActionRunner]] = discover(BENCH_ACTIONS, ActionRunner)
     settings = Settings(websocket_url=hub.websocket_url, token=token, actions_path=BENCH_ACTIONS)
     client = PlugboardClient(settings, actions, events={})
     try:

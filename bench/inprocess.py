@@ -142,11 +142,11 @@ def framework_side() -> Side:
     """The service's client on its own transport, joined, serving the benchmark's actions."""
     from core.hub.client import PlugboardClient
     from core.hub.transport import HubTransport
-    from core.model.registry import ActionRegistry
+    from core.model.registry import discover
     from core.model.runner import ActionRunner
     from core.settings import Settings
 
-    actions = ActionRegistry.discover(BENCH_ACTIONS, ActionRunner)
+    actions = discover(BENCH_ACTIONS, ActionRunner)
     # No minimum delay before a response leaves: it adds latency, not CPU, and the harness
     # would spin while waiting for it.
     settings = Settings.from_env(

@@ -77,7 +77,7 @@ Check = Callable[[int, dict[str, Any]], bool]
 
 def echo_answered(status: int, body: dict[str, Any]) -> bool:
     """True for the answer an Echo of `ECHO_FIELDS` must get."""
-    return status == 200 and body.get("fields") == ECHO_FIELDS
+    return status == 200 and body.get("message") == ECHO_FIELDS
 
 
 def sleep_answered(status: int, body: dict[str, Any]) -> bool:

@@ -89,7 +89,7 @@ async def call_loop(hub: LocalHub, number: int, stop: asyncio.Event, calls: Call
         sent += 1
         status, body = await hub.request("Traced", {"message": ident})
         calls.statuses[status] += 1
-        if status == 200 and body.get("fields") != {"message": ident}:
+        if status == 200 and body.get("message") != ident:
             calls.wrong += 1
         elif status == 408:
             calls.timed_out.append(ident)

@@ -124,14 +124,14 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
     from core.execution.lifespan import LifespanError, describe, discover_lifespans, open_lifespans
     from core.hub.client import PlugboardClient
     from core.hub.event_handler import EventHandler
-    from core.model.registry import ActionRegistry, DiscoveryError
+    from core.model.registry import DiscoveryError, discover
     from core.model.runner import ActionRunner
 
     if not local and (missing := settings.missing_connection_settings()):
         return fail(f"{' and '.join(missing)} must be set (or run with --local)")
     try:
-        actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
-        events = ActionRegistry.discover(settings.events_path, EventHandler)
+        actions = discover(settings.actions_path, ActionRunner)
+        events = discover(settings.events_path, EventHandler)
         lifespans = discover_lifespans(settings.actions_path)
     except DiscoveryError as error:
         return fail(f"cannot load actions or events: {error}")
@@ -255,12 +255,12 @@ def reload(settings: Settings, local_port: int) -> int:
     """``--local --reload``: the local hub here, the service in a child process restarted on
     every change under the actions folder."""
     from core.dev.reload import ReloadError, serve_with_reload
-    from core.model.registry import ActionRegistry, DiscoveryError
+    from core.model.registry import DiscoveryError, discover
     from core.model.runner import ActionRunner
 
     try:
         # Only for the curl line: the child process loads the actions it serves.
-        actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
+        actions = discover(settings.actions_path, ActionRunner)
     except DiscoveryError:
         actions = {}
     try:

@@ -29,6 +29,8 @@ DEFAULT_ENVIRONMENT: Final = "test"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("text", "json")
 PHOENIX_VERSIONS: Final = ("1.0.0", "2.0.0")
+# How the framework's own error answers carry their message (core.execution.responses).
+ERROR_FORMATS: Final = ("object", "text")
 MAX_PORT: Final = 65535
 # libpq reads connect_timeout into a C int; beyond it PostgreSQL refuses the connection.
 MAX_CONNECT_TIMEOUT: Final = 2**31 - 1
@@ -49,6 +51,7 @@ VARIABLES: Final = (
     "OUTBOX_LIMIT",
     "RESPONSE_MAX_AGE_SECONDS",
     "RESPONSE_MIN_DELAY_SECONDS",
+    "ERROR_FORMAT",
     "ACTIONS_PATH",
     "HEALTH_PORT",
     "LOG_LEVEL",
@@ -380,6 +383,7 @@ class Settings:
     outbox_limit: int = 1000
     response_max_age_seconds: float = 30.0
     response_min_delay_seconds: float = 0.002
+    error_format: str = "object"
     health_port: int | None = None
     log_level: str = "INFO"
     log_format: str = "text"
@@ -404,6 +408,7 @@ class Settings:
             outbox_limit=read.integer("OUTBOX_LIMIT", 1000, 1),
             response_max_age_seconds=read.number("RESPONSE_MAX_AGE_SECONDS", 30.0, 0.0),
             response_min_delay_seconds=read.number("RESPONSE_MIN_DELAY_SECONDS", 0.002, 0.0, 1.0),
+            error_format=read.choice("ERROR_FORMAT", ERROR_FORMATS, "object"),
             health_port=read.optional_integer("HEALTH_PORT", 0, MAX_PORT),
             log_level=read.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
             log_format=read.choice("LOG_FORMAT", LOG_FORMATS, "text"),

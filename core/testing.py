@@ -8,13 +8,15 @@
         async def test_sends(self) -> None:
             async with TestClient([SendEmail]) as client:
                 response = await client.call("SendEmail", {"to": "ada@example.com"})
-            self.assertEqual(response.status_code, 200)
+            self.assertEqual(response.http_status, 200)
+            self.assertEqual(response.message, {"sent": True})
 
 Nothing is faked: the client starts the local hub (`core.dev.local_hub.LocalHub`) on a free
 loopback port and the service's own `PlugboardClient`, which connects, announces the
 catalog and joins; `call` goes through the hub's HTTP front, so validation (400), unknown
 actions (404), errors (500), time limits (504) and the response's encoding are the ones the
-service gives in production. `SyncTestClient` is the same for `unittest.TestCase`, and
+service gives in production, and the answer is the one a production caller receives, byte for
+byte. `SyncTestClient` is the same for `unittest.TestCase`, and
 `request_context` makes the `Context` a unit test hands to ``run()`` directly.
 
 This module is cheap to import: the hub and the client are loaded when a client starts.
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from core.execution.context import Context, State
 from core.execution.lifespan import Lifespan, discover_lifespans, open_lifespans
+from core.model.response import ActionResponse
 from core.model.runner import ActionRunner
 
 if TYPE_CHECKING:
@@ -65,20 +68,21 @@ def request_context(
 
 @dataclass(frozen=True)
 class Response:
-    """What the hub's caller gets for one call.
+    """What the hub's caller gets for one call, and what the replica sent.
 
     `http_status` is the hub's HTTP answer (200 when the action succeeded, 400 when it
-    answered an error, 422 with no consumer joined, 408 after the hub's wait); `status` is
-    ``"success"`` or ``"error"`` and `message` the message, as the hub returns them;
-    `status_code` and `fields` are the action's (None when the hub answered by itself).
+    answered an error, 422 with no consumer joined, 408 after the hub's wait); `body` is the
+    JSON body, `status` (``"success"`` or ``"error"``) and `message` are its two keys: a
+    production caller gets exactly these. `action_response` is the `ActionResponse` the
+    replica sent the hub, with the `status_code` and `fields` that callers never see (None
+    when the hub answered by itself).
     """
 
     http_status: int
     status: str
     message: Any
-    status_code: int | None
-    fields: Any
     body: dict[str, Any]
+    action_response: ActionResponse | None
 
     @property
     def ok(self) -> bool:
@@ -173,26 +177,35 @@ class TestClient:
     ) -> Response:
         """Call `action` with `fields` (default ``{}``) through the hub's HTTP front and
         return what its caller gets; `timeout` is the hub's wait (default 30 s, then 408)."""
-        status, body = await self.hub.request(action, {} if fields is None else fields, timeout)
+        answer = await self.hub.call(action, {} if fields is None else fields, timeout)
+        payload = answer.payload
+        sent = (
+            ActionResponse(
+                status_code=payload.get("status_code", 200),
+                message=payload.get("message"),
+                fields=payload.get("fields"),
+            )
+            if isinstance(payload, dict)
+            else None
+        )
         return Response(
-            http_status=status,
-            status=body.get("status", "error"),
-            message=body.get("message"),
-            status_code=body.get("status_code"),
-            fields=body.get("fields"),
-            body=body,
+            http_status=answer.status,
+            status=answer.body.get("status", "error"),
+            message=answer.body.get("message"),
+            body=answer.body,
+            action_response=sent,
         )
 
     def _resolve(self) -> tuple[dict[str, type[ActionRunner]], list[Lifespan]]:
         """The actions to serve and the lifespan functions to open."""
-        from core.model.registry import ActionRegistry
+        from core.model.registry import discover
 
         given = self._actions_argument
         folder: Path | None = None
         actions: dict[str, type[ActionRunner]]
         if given is None or isinstance(given, str | Path):
             folder = self._base_settings().actions_path if given is None else Path(given)
-            actions = ActionRegistry.discover(folder, ActionRunner)
+            actions = discover(folder, ActionRunner)
         elif isinstance(given, Mapping):
             actions = dict(given)
         else:

@@ -210,8 +210,8 @@ class LifespanServiceTest(unittest.IsolatedAsyncioTestCase):
         replica.terminate()
         status, body = await running
         self.assertEqual(await replica.exited(), 0, replica.log())
-        self.assertEqual(first[1]["fields"], {"count": 1})
-        self.assertEqual((status, body["fields"]), (200, {"count": 2}))
+        self.assertEqual(first[1]["message"], {"count": 1})
+        self.assertEqual((status, body["message"]), (200, {"count": 2}))
         # The running request finished with the resource open; it closed after that.
         self.assertEqual(
             [step.split()[0] for step in self.steps()],

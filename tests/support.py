@@ -13,7 +13,7 @@ from typing import Any
 from core.dev.local_hub.hub import LocalHub
 from core.hub.client import PlugboardClient
 from core.hub.event_handler import EventHandler
-from core.model.registry import ActionRegistry
+from core.model.registry import discover
 from core.model.runner import ActionRunner
 from core.settings import PROJECT_ROOT, Settings
 from tests.fixtures.actions import FOLDER as FIXTURE_ACTIONS_FOLDER
@@ -21,8 +21,8 @@ from tests.fixtures.actions import FOLDER as FIXTURE_ACTIONS_FOLDER
 ROOT = Path(__file__).resolve().parent.parent
 # The framework's tests serve actions of their own (never the shipped examples, which a
 # project may delete): tests/fixtures/actions.
-FIXTURE_ACTIONS = ActionRegistry.discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
-EVENTS = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
+FIXTURE_ACTIONS = discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
+EVENTS = discover(PROJECT_ROOT / "events", EventHandler)
 
 
 def project_has_migrations() -> bool:

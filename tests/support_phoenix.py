@@ -302,9 +302,9 @@ class PhoenixHub:
 class FrontCaller:
     """Calls actions through a hub's HTTP front (``POST /``), as a remote caller does.
 
-    The answer is ``(HTTP status, body)``, the body normalized to the local hub's shape:
-    ``{"status", "message", "fields"}`` (the real hub's default body carries the consumer's
-    payload under ``response``).
+    The answer is ``(HTTP status, body)``: ``{"status", "message"}``, as production's front
+    answers (the real hub's default body also carries the consumer's payload under
+    ``response``, which is left out).
     """
 
     def __init__(self, http_url: str, service_id: int, timeout: float = 40.0) -> None:
@@ -330,10 +330,4 @@ class FrontCaller:
         body = {"service_id": self._service_id, "action": action, "fields": fields}
         async with self._session.post(self._url, json=body) as answer:
             data = await answer.json(content_type=None)
-        payload = data.get("response") if isinstance(data.get("response"), dict) else {}
-        normalized = {
-            "status": data.get("status"),
-            "message": data.get("message"),
-            "fields": data.get("fields", payload.get("fields")),
-        }
-        return answer.status, normalized
+        return answer.status, {"status": data.get("status"), "message": data.get("message")}

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from typing_extensions import override
 
-from core import ActionResponse, ActionRunner, Context
+from core import ActionRunner, Context
+
+
+class Echoed(BaseModel):
+    """Echo's result: what the caller receives as the answer's message."""
+
+    message: str
 
 
 class Echo(ActionRunner):
@@ -26,8 +32,8 @@ class Echo(ActionRunner):
         return "Sends the message back unchanged"
 
     @override
-    async def run(self, ctx: Context) -> ActionResponse:
-        return ActionResponse(status_code=200, message="ok", fields={"message": self.message})
+    async def run(self, ctx: Context) -> Echoed:
+        return Echoed(message=self.message)
 
 
 class Sleep(ActionRunner):
@@ -41,6 +47,6 @@ class Sleep(ActionRunner):
         return "Waits without blocking, then answers"
 
     @override
-    async def run(self, ctx: Context) -> ActionResponse:
+    async def run(self, ctx: Context) -> float:
         await asyncio.sleep(self.seconds)
-        return ActionResponse(status_code=200, message="slept", fields={"seconds": self.seconds})
+        return self.seconds

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from core import ActionResponse, ActionRunner
+from core import ActionRunner
 
 # One line per answered message; opened once, line-buffered.
 _answered = open(os.environ.get("SOAK_ANSWERED_FILE", os.devnull), "a", buffering=1)  # noqa: SIM115
@@ -23,6 +23,6 @@ class Traced(ActionRunner):
     def description(cls) -> str:
         return "Sends the message back, and notes that it did"
 
-    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+    async def run(self, client: Any, websocket: Any) -> str:
         _answered.write(self.message + "\n")
-        return ActionResponse(status_code=200, message="ok", fields={"message": self.message})
+        return self.message

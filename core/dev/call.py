@@ -2,8 +2,10 @@
 
 The request goes through the same `RequestExecutor` as the service's (so validation, time
 limit and status codes match), with the database initialized and migrated as at start-up.
-The response payload is printed as indented JSON, then its status; the exit code is 0 for a
-2xx status and 1 otherwise. ``call --hub URL`` is another command: `core.dev.remote_call`.
+The whole response payload (status, status_code, message and fields, of which a caller of
+the hub receives status and message) is printed as indented JSON, then its status; the exit
+code is 0 for a 2xx status and 1 otherwise. ``call --hub URL`` is another command:
+`core.dev.remote_call`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from core.dev.offline import offline_client
 from core.execution.context import State
 from core.execution.executor import RequestExecutor
 from core.execution.lifespan import LifespanError, discover_lifespans, open_lifespans
+from core.execution.responses import ErrorAnswers
 from core.model.registry import DiscoveryError
 from core.model.runner import ActionRunner
 from core.settings import Settings
@@ -127,6 +130,7 @@ async def _execute(
                 max_concurrency=settings.max_concurrency,
                 default_timeout=settings.action_timeout_seconds,
                 state=state,
+                errors=ErrorAnswers(settings.error_format),
             )
             try:
                 executor.submit({"action": name, "fields": fields, "response_ref": CALL_REF})

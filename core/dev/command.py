@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from core.model.registry import ActionRegistry, DiscoveryError
+from core.model.registry import DiscoveryError, discover
 from core.model.runner import ActionRunner
 
 EXIT_OK: Final = 0
@@ -41,7 +41,7 @@ class CommandError(Exception):
 def load_actions(path: Path) -> dict[str, type[ActionRunner]]:
     """The actions under `path`, or a `CommandError` naming the module that failed."""
     try:
-        return ActionRegistry.discover(path, ActionRunner)
+        return discover(path, ActionRunner)
     except DiscoveryError as error:
         raise CommandError(f"cannot load actions: {error}") from None
 

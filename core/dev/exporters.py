@@ -1,7 +1,8 @@
 """Exports of the actions for other tools: JSON Schema, OpenAI tools and MCP tools.
 
 Each is built from the action's Pydantic model, so what a tool is told matches what the
-service validates. The OpenAPI document for the hub's HTTP front is in `core.dev.openapi`.
+service validates; an MCP tool also declares its action's result (`core.model.result`). The
+OpenAPI document for the hub's HTTP front is in `core.dev.openapi`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, Final, get_args
 
 from pydantic import BaseModel
 
+from core.model.result import result_type
+from core.model.runner import ActionRunner
 from core.model.schema import ActionSchema
 
 # Tool names the LLM APIs accept: OpenAI functions, and MCP's recommended characters.
@@ -63,12 +66,22 @@ def openai_tool(name: str, action: type[ActionSchema]) -> dict[str, Any]:
 
 
 def mcp_tool(name: str, action: type[ActionSchema]) -> dict[str, Any]:
-    """An MCP tool definition (as listed by ``tools/list``) for an action."""
-    return {
+    """An MCP tool definition (as listed by ``tools/list``) for an action.
+
+    An action whose result is an object (a Pydantic model, a ``TypedDict``...) declares it as
+    the tool's ``outputSchema``; MCP allows only object schemas there, so other results (a
+    string, a list) are left undeclared.
+    """
+    tool = {
         "name": name,
         "description": action.description(),
         "inputSchema": parameters_schema(action),
     }
+    if issubclass(action, ActionRunner):
+        output = result_type(action).message_schema()
+        if output.get("type") == "object":
+            tool["outputSchema"] = output
+    return tool
 
 
 def nested_schemas(model: type[BaseModel], seen: set[type[Any]]) -> Iterator[type[ActionSchema]]:

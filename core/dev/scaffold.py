@@ -30,7 +30,7 @@ MAX_LINE_LENGTH: Final = 100
 EXAMPLE_FIELDS: Final = """'{"text": "hello"}'"""
 # Names the templates import; a class of the same name would shadow them.
 TEMPLATE_NAMES: Final = frozenset(
-    {"ActionResponse", "ActionRunner", "Context", "Field", "TestClient"}
+    {"ActionError", "ActionRunner", "BaseModel", "Context", "Field", "TestClient"}
 )
 
 ACTION_TEMPLATE: Final = Template('''\
@@ -38,10 +38,16 @@ ACTION_TEMPLATE: Final = Template('''\
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from typing_extensions import override
 
-from core import ActionResponse, ActionRunner, Context
+from core import ActionError, ActionRunner, Context
+
+
+class ${class_name}Result(BaseModel):
+    """What a caller of $class_name receives: the message of the hub's answer."""
+
+    text: str = Field(description="The text, unchanged (TODO: the action's result)")
 
 
 class $class_name(ActionRunner):
@@ -56,12 +62,16 @@ class $class_name(ActionRunner):
         return "Returns the text unchanged (TODO: describe what the action does)"
 
     @override
-    async def run(self, ctx: Context) -> ActionResponse:
+    async def run(self, ctx: Context) -> ${class_name}Result:
         # Await here, never block: blocking work belongs in a plain `def run(self, ctx)`,
         # which the service runs in a worker thread. ctx has the request's ref, deadline and
         # logger, and ctx.state what the @lifespan functions opened.
         ctx.logger.debug("%d characters", len(self.text))
-        return ActionResponse(status_code=200, message="ok", fields={"text": self.text})
+        if not self.text.strip():
+            # An error the caller can act on: {"code": "UNPROCESSABLE_ENTITY", "error": ...}.
+            raise ActionError(422, "the text is only spaces")
+        # What run() returns is what the caller receives, validated against the annotation.
+        return ${class_name}Result(text=self.text)
 ''')
 
 TEST_TEMPLATE: Final = Template('''\
@@ -83,16 +93,23 @@ class ${class_name}Test(unittest.IsolatedAsyncioTestCase):
 
     async def test_returns_the_text(self) -> None:
         response = await self.client.call("$class_name", {"text": "hello"})
-        self.assertEqual(response.status_code, 200)
-        self.assertEqual(response.fields, {"text": "hello"})
+        # Exactly what a caller of the hub receives: HTTP 200 and the result as the message.
+        self.assertEqual(response.http_status, 200)
+        self.assertEqual(response.message, {"text": "hello"})
 
     async def test_text_is_required(self) -> None:
         response = await self.client.call("$class_name", {})
-        self.assertEqual(response.status_code, 400)
-        self.assertIn("text: Field required", response.message)
+        self.assertEqual(response.http_status, 400)
+        self.assertEqual(response.message["code"], "INVALID_FIELDS")
+        self.assertEqual(response.message["errors"][0]["field"], "text")
+
+    async def test_blank_text_is_refused(self) -> None:
+        response = await self.client.call("$class_name", {"text": "   "})
+        self.assertEqual(response.http_status, 400)
+        self.assertEqual(response.message["code"], "UNPROCESSABLE_ENTITY")
 
     def test_catalog_entry(self) -> None:
-        entry = $class_name.to_dict()
+        entry = $class_name.catalog_entry()
         self.assertTrue(entry["description"])
         self.assertEqual(entry["fields"]["text"]["type"], "string")
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         service_id = _openapi_service_id(args.service_id)
         server = _server(args.server) if args.server is not None else DEFAULT_SERVER
-        document = openapi_document(actions, service_id, server)
+        document = openapi_document(actions, service_id, server, settings.error_format)
     else:
         document = json_schemas(actions)
     sys.stdout.write(pretty(document) + "\n")

@@ -1,14 +1,16 @@
 """Request execution: validation, the concurrency limits, the time limit and error mapping.
 
 Every `request` from the hub becomes one task here, so a slow action never delays the
-others. The outcome is always an `ActionResponse` with the status codes of the protocol:
-400 invalid fields, 404 unknown action, 500 the action raised (generic message plus an error
-id that the log holds with the traceback), 503 shutting down, 504 over the time limit.
+others. The outcome is always one response payload with the status codes of the protocol:
+the action's result (`core.model.result`), or 400 invalid fields, 404 unknown action, 500
+the action raised (an error id that the log holds with the traceback), 503 shutting down,
+504 over the time limit (`core.execution.responses`), or the error the action raised
+(`ActionError`).
 
-How each action is run is decided once, when the executor is made (its plan): the calling
-convention of its `run()` (a `Context`, or the seed's client and websocket), whether it is a
-coroutine or runs in a worker thread, its time limit, its own concurrency limit and its
-counters.
+How each action is run is decided once, when the executor is made (its `Plan`): how its
+`run()` is called (the seed's ``run(self, client, websocket)`` is adapted to the one
+convention here, a call with the instance and a `Context`), whether it runs in a worker
+thread, its result type, its time limit, its own concurrency limit and its counters.
 """
 
 from __future__ import annotations
@@ -25,11 +27,19 @@ from pydantic_core import SchemaValidator
 
 from core.execution.context import Context, State
 from core.execution.limits import Slots
-from core.execution.responses import error_response, internal_error, validation_response
+from core.execution.responses import (
+    INVALID_REQUEST,
+    SHUTTING_DOWN,
+    TIMEOUT,
+    UNKNOWN_ACTION,
+    ErrorAnswers,
+)
 from core.execution.stats import ActionStats
 from core.execution.threads import WorkerThreads
 from core.log import RateLimitedLog, request_log, truncate
+from core.model.errors import ActionError
 from core.model.response import ActionResponse
+from core.model.result import ResultType, result_type
 from core.model.runner import CONTEXT, ActionRunner, run_convention
 
 logger = logging.getLogger(__name__)
@@ -39,7 +49,7 @@ logger = logging.getLogger(__name__)
 # tasks (asyncio.eager_task_factory), so there each task starts on the next iteration.
 _eager_task: Callable[..., asyncio.Task[None]] | None = getattr(asyncio, "eager_task_factory", None)
 # The counters of requests for actions this service does not have.
-UNKNOWN_ACTION = "(unknown)"
+UNKNOWN_ACTION_STATS = "(unknown)"
 # How often running requests are checked against their time limits.
 SWEEP_SECONDS = 0.05
 
@@ -48,16 +58,6 @@ SWEEP_SECONDS = 0.05
 # (a 500 for a payload it cannot encode), so that the request is accounted with the status
 # its caller really gets.
 Respond = Callable[[str, dict[str, Any], float], dict[str, Any] | None]
-# How a plan calls run(): awaited with a Context, awaited with (client, websocket), or in a
-# worker thread with either.
-ASYNC_CONTEXT = 0
-ASYNC_CLIENT = 1
-THREAD_CONTEXT = 2
-THREAD_CLIENT = 3
-# Per action, decided once: how its fields become an instance (see `_validator`), its time
-# limit, how run() is called, its counters, its own concurrency limit (None: only the
-# service-wide one) and the name of the logger its contexts bind (its module's).
-Plan = tuple[Callable[[Any], ActionRunner], float, int, ActionStats, Slots | None, str]
 # Returns the (client, websocket) pair handed to the seed's run(self, client, websocket).
 RunContext = Callable[[], tuple[Any, Any]]
 
@@ -65,8 +65,8 @@ RunContext = Callable[[], tuple[Any, Any]]
 def _validator(action: type[ActionRunner]) -> Callable[[Any], ActionRunner]:
     """How a request's fields become an instance of `action`: its `model_validate`, or, when
     the class does not override that, the model's schema validator called directly, which is
-    what `model_validate` does, at half its cost (its keyword arguments are most of it). A
-    model whose schema is not built yet keeps `model_validate`, which builds it."""
+    what `model_validate` does without the cost of its keyword arguments. A model whose
+    schema is not built yet keeps `model_validate`, which builds it."""
     validator = getattr(action, "__pydantic_validator__", None)
     inherited = getattr(action.model_validate, "__func__", None) is getattr(
         BaseModel.model_validate, "__func__", None
@@ -77,21 +77,61 @@ def _validator(action: type[ActionRunner]) -> Callable[[Any], ActionRunner]:
     return action.model_validate
 
 
-def _mode(action: type[ActionRunner]) -> int:
-    """How `action.run` is called (raises `ActionDefinitionError` for a signature that is
-    neither form)."""
-    by_context = run_convention(action) == CONTEXT
-    if inspect.iscoroutinefunction(action.run):
-        return ASYNC_CONTEXT if by_context else ASYNC_CLIENT
-    return THREAD_CONTEXT if by_context else THREAD_CLIENT
+class Plan:
+    """How one action's requests are handled, decided once when the executor is made."""
+
+    __slots__ = (
+        "fields_warned",
+        "logger_name",
+        "own_slots",
+        "result",
+        "run",
+        "stats",
+        "threaded",
+        "timeout",
+        "validate",
+    )
+
+    def __init__(
+        self, action: type[ActionRunner], default_timeout: float, context: RunContext
+    ) -> None:
+        self.validate = _validator(action)
+        self.timeout: float = action.timeout_seconds or default_timeout
+        self.threaded = not inspect.iscoroutinefunction(action.run)
+        # run(instance, ctx): the action's own run(), or the seed's run(client, websocket)
+        # behind an adapter, so that the executor knows one way to call an action.
+        self.run: Callable[[Any, Context], Any]
+        if run_convention(action) == CONTEXT:
+            self.run = action.run
+        elif self.threaded:
+            self.run = lambda instance, _ctx: instance.run(*context())
+        else:
+            self.run = _seed_coroutine(context)
+        self.result: ResultType = result_type(action)
+        self.stats = ActionStats()
+        # None: only the service-wide limit applies.
+        self.own_slots = Slots(action.max_concurrency) if action.max_concurrency else None
+        # The logger that the request's ctx.logger binds: the action's module's.
+        self.logger_name = action.__module__
+        # Whether the one warning about data left in `fields` was logged.
+        self.fields_warned = False
+
+
+def _seed_coroutine(context: RunContext) -> Callable[[Any, Context], Any]:
+    async def run(instance: Any, _ctx: Context) -> Any:
+        return await instance.run(*context())
+
+    return run
 
 
 class RequestExecutor:
     """Runs requests as tasks under the concurrency limits and answers each exactly once.
 
     `state` is handed to every request's `Context` (the lifespan functions fill it); `threads`
-    runs the plain ``def run()`` actions. An action class whose `run()` has neither accepted
-    signature, or whose limits are out of range, raises `ActionDefinitionError` here.
+    runs the plain ``def run()`` actions; `errors` builds the framework's error answers in
+    the configured ``ERROR_FORMAT`` (objects, or the seed's sentences). An action class whose
+    `run()` has neither accepted signature, whose result type cannot be read, or whose
+    limits are out of range, raises `ActionDefinitionError` or `ResultTypeError` here.
     """
 
     def __init__(
@@ -103,28 +143,21 @@ class RequestExecutor:
         max_concurrency: int = 100,
         default_timeout: float = 25.0,
         state: State | None = None,
+        errors: ErrorAnswers | None = None,
     ) -> None:
         self._actions = actions
         self._respond = respond
-        self._context = context
         self._default_timeout = default_timeout
         self.state = state if state is not None else State()
+        self.errors = errors if errors is not None else ErrorAnswers()
         self._slots = Slots(max_concurrency)
         self.threads = WorkerThreads(max_concurrency)
         # Each request's task, with its payload (to answer one cancelled before it started).
         self._tasks: dict[asyncio.Task[None], dict[str, Any]] = {}
-        self.stats: dict[str, ActionStats] = {name: ActionStats() for name in actions}
         self._plans: dict[str, Plan] = {
-            name: (
-                _validator(action),
-                action.timeout_seconds or default_timeout,
-                _mode(action),
-                self.stats[name],
-                Slots(action.max_concurrency) if action.max_concurrency is not None else None,
-                action.__module__,
-            )
-            for name, action in actions.items()
+            name: Plan(action, default_timeout, context) for name, action in actions.items()
         }
+        self.stats = {name: plan.stats for name, plan in self._plans.items()}
         self._deadlines: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -179,11 +212,14 @@ class RequestExecutor:
                 del self._tasks[task]
                 action = payload.get("action")
                 name = action if type(action) is str else "?"
+                response = self.errors.framework(
+                    SHUTTING_DOWN, "The service shut down before the action started"
+                )
                 self._answer(
                     payload["response_ref"],
                     name,
                     self._plans.get(name),
-                    error_response(503, "The service shut down before the action started"),
+                    response.to_payload(),
                     time.perf_counter(),
                 )
 
@@ -204,16 +240,15 @@ class RequestExecutor:
         ctx: Context | None = None
         try:
             if plan is None or not self._accepting or type(fields) is not dict:
-                response = self._refusal(action_name, fields)
+                payload = self._refusal(action_name, fields).to_payload()
             else:
-                validate, limit, mode, stats, own_slots, logger_name = plan
                 try:
-                    instance = validate(fields)
+                    instance = plan.validate(fields)
                 except ValidationError as error:
-                    response = validation_response(error)
+                    payload = self.errors.invalid_fields(error).to_payload()
                 else:
                     # The time limit runs from here: waiting for a slot counts against it.
-                    deadline = time.monotonic() + limit
+                    deadline = time.monotonic() + plan.timeout
                     self._deadlines[task] = deadline
                     if self._sweeper is None:
                         self._sweeper = asyncio.get_running_loop().call_later(
@@ -221,38 +256,32 @@ class RequestExecutor:
                         )
                     # The action's own limit first, so that a request waiting for it holds
                     # no service-wide slot meanwhile.
+                    own_slots = plan.own_slots
                     if own_slots is not None:
                         if own_slots.free:
                             own_slots.free -= 1
                         else:
-                            await self._wait_for_slot(own_slots, stats)
+                            await self._wait_for_slot(own_slots, plan.stats)
                     try:
                         slots = self._slots
                         if slots.free:
                             slots.free -= 1
                         else:
-                            await self._wait_for_slot(slots, stats)
+                            await self._wait_for_slot(slots, plan.stats)
                         try:
-                            # run() is declared to return an ActionResponse or an awaitable
-                            # of one; which, and its parameters, were read from its
-                            # signature at start-up, which mypy cannot know.
-                            if mode == ASYNC_CONTEXT:
-                                ctx = Context(response_ref, name, deadline, self.state, logger_name)
-                                result = await instance.run(ctx)  # type: ignore[misc]
-                            elif mode == ASYNC_CLIENT:
-                                client, websocket = self._context()
-                                result = await instance.run(client, websocket)  # type: ignore[misc]
-                            else:
-                                ctx = Context(response_ref, name, deadline, self.state, logger_name)
-                                result = await self._run_in_thread(instance, ctx, mode)
-                        except Exception:
-                            response = self._raised(name, response_ref)
-                        else:
-                            response = (
-                                result
-                                if isinstance(result, ActionResponse)
-                                else self._not_a_response(name, response_ref, result)
+                            ctx = Context(
+                                response_ref, name, deadline, self.state, plan.logger_name
                             )
+                            if plan.threaded:
+                                result = await self._run_in_thread(plan, instance, ctx)
+                            else:
+                                result = await plan.run(instance, ctx)
+                        except ActionError as error:
+                            payload = self.errors.action_error(error).to_payload()
+                        except Exception:
+                            payload = self._raised(name, response_ref)
+                        else:
+                            payload = self._result_payload(plan, name, response_ref, result)
                         finally:
                             slots.release()
                     finally:
@@ -262,20 +291,58 @@ class RequestExecutor:
             if ctx is not None:
                 ctx.cancel()
             if task not in self._expired:
-                response = error_response(503, "The service shut down before the action finished")
+                payload = self.errors.framework(
+                    SHUTTING_DOWN, "The service shut down before the action finished"
+                ).to_payload()
                 try:
-                    self._answer(response_ref, name, plan, response, started)
+                    self._answer(response_ref, name, plan, payload, started)
                 finally:
                     self._forget(task)
                 raise
             task.uncancel()
             # A blocking run() that got as far as its thread keeps it: say so in the warning.
-            in_thread = ctx is not None and plan is not None and plan[2] >= THREAD_CONTEXT
-            response = self._timed_out(response_ref, name, in_thread)
+            in_thread = ctx is not None and plan is not None and plan.threaded
+            payload = self._timed_out(response_ref, name, in_thread)
         try:
-            self._answer(response_ref, name, plan, response, started)
+            self._answer(response_ref, name, plan, payload, started)
         finally:
             self._forget(task)
+
+    def _result_payload(
+        self, plan: Plan, name: str, response_ref: str, result: Any
+    ) -> dict[str, Any]:
+        """The payload for what `run()` returned: its result as the message of a 200, or the
+        `ActionResponse` it built (its message validated when its class declares a type)."""
+        try:
+            if isinstance(result, ActionResponse):
+                payload = result.to_payload()
+                if plan.result.message is not None and payload["status"] == "success":
+                    payload["message"] = plan.result.encode_message(payload["message"])
+                elif result.fields is not None and not plan.fields_warned:
+                    self._warn_fields(plan, name, result.message)
+                return payload
+            return {
+                "status": "success",
+                "status_code": 200,
+                "message": plan.result.encode(result),
+                "fields": None,
+            }
+        except (ValueError, TypeError) as error:  # ValidationError and serialization errors too
+            return self._not_its_result(name, response_ref, result, error)
+
+    @staticmethod
+    def _warn_fields(plan: Plan, name: str, message: Any) -> None:
+        """Say once per action that data left in `fields` never reaches its callers."""
+        if message is not None and not isinstance(message, str):
+            return  # the message carries data already: `fields` is the seed's extra copy
+        plan.fields_warned = True
+        logger.warning(
+            "action %s answers with data in `fields`, which the hub does not forward to "
+            "callers (they receive only status and message): return the data from run() "
+            "instead (`def run(self, ctx) -> YourResult`), or put it in `message`",
+            name,
+            extra={"action": name},
+        )
 
     @staticmethod
     async def _wait_for_slot(slots: Slots, stats: ActionStats) -> None:
@@ -297,17 +364,20 @@ class RequestExecutor:
 
     def _refusal(self, action_name: Any, fields: Any) -> ActionResponse:
         """The answer to a request that is not run: 503, 400 or 404."""
+        errors = self.errors
         if not self._accepting:
-            return error_response(503, "The service is shutting down; try again")
+            return errors.framework(SHUTTING_DOWN, "The service is shutting down; try again")
         if not isinstance(action_name, str):
-            return error_response(400, "The request's action must be a string")
+            return errors.framework(INVALID_REQUEST, "The request's action must be a string")
         if action_name not in self._plans:
-            return error_response(404, f"Unknown action {truncate(action_name, 100)!r}")
-        return error_response(400, "The request's fields must be a JSON object")
+            return errors.framework(
+                UNKNOWN_ACTION, f"Unknown action {truncate(action_name, 100)!r}"
+            )
+        return errors.framework(INVALID_REQUEST, "The request's fields must be a JSON object")
 
-    def _raised(self, name: str, response_ref: str) -> ActionResponse:
+    def _raised(self, name: str, response_ref: str) -> dict[str, Any]:
         """The 500 answer when run() raised (call inside `except`): the traceback is logged."""
-        error_id, response = internal_error()
+        error_id, response = self.errors.internal_error()
         logger.exception(
             "action %s raised (error id %s, ref %s)",
             name,
@@ -315,28 +385,31 @@ class RequestExecutor:
             response_ref,
             extra={"action": name, "ref": response_ref, "error_id": error_id},
         )
-        return response
+        return response.to_payload()
 
-    def _not_a_response(self, name: str, response_ref: str, result: Any) -> ActionResponse:
-        """The 500 answer when run() returned something else than an `ActionResponse`."""
-        error_id, response = internal_error()
+    def _not_its_result(
+        self, name: str, response_ref: str, result: Any, error: Exception
+    ) -> dict[str, Any]:
+        """The 500 answer when run() returned what its declared result type refuses."""
+        error_id, response = self.errors.internal_error()
         if result is None:
-            what = "None (does run() end without `return ActionResponse(...)`?)"
+            what = "None (does run() end without a `return`?)"
         else:
-            what = f"a {type(result).__module__}.{type(result).__qualname__}"
+            kind = f"{type(result).__module__}.{type(result).__qualname__}"
+            what = f"a {kind}, which is not its result type: {truncate(str(error), 500)}"
         logger.error(
-            "action %s returned %s instead of an ActionResponse (error id %s, ref %s)",
+            "action %s returned %s (error id %s, ref %s)",
             name,
             what,
             error_id,
             response_ref,
             extra={"action": name, "ref": response_ref, "error_id": error_id},
         )
-        return response
+        return response.to_payload()
 
-    def _timed_out(self, response_ref: str, name: str, in_thread: bool) -> ActionResponse:
+    def _timed_out(self, response_ref: str, name: str, in_thread: bool) -> dict[str, Any]:
         plan = self._plans.get(name)
-        limit = plan[1] if plan is not None else self._default_timeout
+        limit = plan.timeout if plan is not None else self._default_timeout
         threads = self.threads
         logger.warning(
             "action %s ran past its %.3g s time limit (ref %s)%s",
@@ -349,7 +422,9 @@ class RequestExecutor:
             else "",
             extra={"action": name, "ref": response_ref},
         )
-        return error_response(504, f"The action did not finish within {limit:g} s")
+        return self.errors.framework(
+            TIMEOUT, f"The action did not finish within {limit:g} s"
+        ).to_payload()
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -368,34 +443,29 @@ class RequestExecutor:
         response_ref: str,
         name: str,
         plan: Plan | None,
-        response: ActionResponse,
+        payload: dict[str, Any],
         started: float,
     ) -> None:
         """Send the response, then count and log the request with the status sent (`plan` is
         None for an unknown action)."""
         duration = time.perf_counter() - started
-        replaced = self._respond(response_ref, response.to_payload(), duration)
-        if replaced is None:
-            status_code, message = response.status_code, response.message
-        else:
-            status_code, message = replaced["status_code"], replaced["message"]
+        replaced = self._respond(response_ref, payload, duration)
+        if replaced is not None:
+            payload = replaced
         if plan is not None:
-            stats = plan[3]
+            stats = plan.stats
         else:
             # Unknown action names are counted under "(unknown)": callers choose them freely.
-            if UNKNOWN_ACTION not in self.stats:
-                self.stats[UNKNOWN_ACTION] = ActionStats()
-            stats = self.stats[UNKNOWN_ACTION]
+            if UNKNOWN_ACTION_STATS not in self.stats:
+                self.stats[UNKNOWN_ACTION_STATS] = ActionStats()
+            stats = self.stats[UNKNOWN_ACTION_STATS]
             name = truncate(name, 100)
-        stats.record(status_code, duration, message)
+        status_code = payload["status_code"]
+        stats.record(status_code, duration, payload["message"])
         request_log.write(name, status_code, duration, response_ref)
 
-    async def _run_in_thread(self, instance: ActionRunner, ctx: Context, mode: int) -> Any:
-        if mode == THREAD_CONTEXT:
-            result = await self.threads.run(ctx, instance.run, ctx)
-        else:
-            client, websocket = self._context()
-            result = await self.threads.run(ctx, instance.run, client, websocket)
+    async def _run_in_thread(self, plan: Plan, instance: ActionRunner, ctx: Context) -> Any:
+        result = await self.threads.run(ctx, plan.run, instance, ctx)
         if inspect.isawaitable(result):
             return await result
         return result

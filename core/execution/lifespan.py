@@ -68,10 +68,10 @@ def discover_lifespans(path: str | Path) -> list[Lifespan]:
 
     Raises `core.model.registry.DiscoveryError` when a module fails to import.
     """
-    from core.model.registry import ActionRegistry
+    from core.model.registry import import_modules
 
     found: list[Lifespan] = []
-    for module in ActionRegistry.import_modules(path):
+    for module in import_modules(path):
         found.extend(
             value
             for value in vars(module).values()

@@ -1,37 +1,91 @@
-"""The answers the framework gives itself: invalid fields (400), refusals and internal errors."""
+"""The answers the framework gives itself: invalid requests, refusals and internal errors.
+
+A caller of the hub sees only ``status`` and ``message``, and every error status as HTTP 400
+(protocol page, section 5), so a program can branch on an error only by what the message
+says. With ``ERROR_FORMAT=object`` (the default) the message is an error object::
+
+    {"code": "INVALID_FIELDS", "error": "Invalid fields: times: ...", "retryable": false,
+     "errors": [{"field": "times", "message": "...", "type": "greater_than_equal"}]}
+
+``code`` is stable (the table in `CODES`), ``error`` a sentence for people, ``retryable``
+whether the same request may succeed if sent again, and some codes carry details
+(``errors``, ``error_id``). With ``ERROR_FORMAT=text`` the message is the sentence alone, as
+the seed sent it, and the object travels in ``fields`` (which callers never receive).
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
+from core.model.errors import ActionError
 from core.model.response import ActionResponse
+from core.settings import ERROR_FORMATS
+
+INVALID_FIELDS: Final = "INVALID_FIELDS"
+INVALID_REQUEST: Final = "INVALID_REQUEST"
+UNKNOWN_ACTION: Final = "UNKNOWN_ACTION"
+INTERNAL_ERROR: Final = "INTERNAL_ERROR"
+SHUTTING_DOWN: Final = "SHUTTING_DOWN"
+TIMEOUT: Final = "TIMEOUT"
+# The framework's codes: (status code, retryable, what it means).
+CODES: Final = {
+    INVALID_FIELDS: (400, False, "the fields failed validation; `errors` says which and why"),
+    INVALID_REQUEST: (400, False, "the request is malformed (action or fields of a wrong type)"),
+    UNKNOWN_ACTION: (404, False, "the service has no action of that name"),
+    INTERNAL_ERROR: (500, False, "the action failed; `error_id` finds the details in the log"),
+    SHUTTING_DOWN: (503, True, "the replica was stopping; another one can take the request"),
+    TIMEOUT: (504, True, "the action ran past its time limit (it may have run in part)"),
+}
 
 
-def validation_response(error: ValidationError) -> ActionResponse:
-    """A 400 response naming each invalid field and why, without echoing the input."""
-    problems = [
-        {
-            "field": ".".join(str(part) for part in item["loc"]) or "(fields)",
-            "message": item["msg"],
-            "type": item["type"],
-        }
-        for item in error.errors(include_input=False, include_url=False, include_context=False)
-    ]
-    summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
-    return ActionResponse(
-        status_code=400, message=f"Invalid fields: {summary}", fields={"errors": problems}
-    )
+class ErrorAnswers:
+    """Builds the framework's error answers in the configured `ERROR_FORMAT`."""
 
+    def __init__(self, error_format: str = "object") -> None:
+        if error_format not in ERROR_FORMATS:
+            raise ValueError(f"error_format must be one of {ERROR_FORMATS}, not {error_format!r}")
+        self.objects = error_format == "object"
 
-def error_response(status_code: int, message: str, **fields: Any) -> ActionResponse:
-    """A response for a request the framework answers itself."""
-    return ActionResponse(status_code=status_code, message=message, fields=fields or None)
+    def answer(
+        self, status_code: int, code: str, error: str, retryable: bool, **details: Any
+    ) -> ActionResponse:
+        """An error answer: the object as the message, or the sentence with the object in
+        `fields`."""
+        body: dict[str, Any] = {"code": code, "error": error, "retryable": retryable, **details}
+        if self.objects:
+            return ActionResponse(status_code=status_code, message=body)
+        return ActionResponse(status_code=status_code, message=error, fields=body)
 
+    def framework(self, code: str, error: str, **details: Any) -> ActionResponse:
+        """One of the framework's own errors (`CODES`)."""
+        status_code, retryable, _ = CODES[code]
+        return self.answer(status_code, code, error, retryable, **details)
 
-def internal_error() -> tuple[str, ActionResponse]:
-    """A new error id and the 500 that names it (the log holds the details under that id)."""
-    error_id = uuid.uuid4().hex[:12]
-    return error_id, error_response(500, f"Internal error (error id {error_id})", error_id=error_id)
+    def invalid_fields(self, error: ValidationError) -> ActionResponse:
+        """A 400 naming each invalid field and why, without echoing the input."""
+        problems = [
+            {
+                "field": ".".join(str(part) for part in item["loc"]) or "(fields)",
+                "message": item["msg"],
+                "type": item["type"],
+            }
+            for item in error.errors(include_input=False, include_url=False, include_context=False)
+        ]
+        summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+        return self.framework(INVALID_FIELDS, f"Invalid fields: {summary}", errors=problems)
+
+    def internal_error(self) -> tuple[str, ActionResponse]:
+        """A new error id and the 500 that names it (the log holds the details under it)."""
+        error_id = uuid.uuid4().hex[:12]
+        return error_id, self.framework(
+            INTERNAL_ERROR, f"Internal error (error id {error_id})", error_id=error_id
+        )
+
+    def action_error(self, error: ActionError) -> ActionResponse:
+        """The answer to an `ActionError` the action raised."""
+        return self.answer(
+            error.status_code, error.code, error.error, error.retryable, **error.details
+        )

@@ -29,10 +29,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from pydantic import SecretStr
 from websockets.exceptions import InvalidStatus
 
 from core import json_codec
 from core.execution.executor import RequestExecutor
+from core.execution.responses import ErrorAnswers
 from core.hub.backoff import RECONNECT_DELAYS, REFUSED_DELAYS, REJOIN_DELAYS, Backoff
 from core.hub.channel import reply_parts
 from core.hub.event_handler import EventHandler, payload_item
@@ -42,9 +44,9 @@ from core.hub.socket import PhoenixSocket
 from core.hub.timers import Cancellable
 from core.hub.transport import HubTransport
 from core.log import RateLimitedLog, redact_url, request_log, secret_filter, truncate
-from core.model.registry import ActionRegistry, catalog_hash, catalog_json
+from core.model.registry import catalog_hash, catalog_json, discover
 from core.model.runner import ActionRunner
-from core.settings import Settings
+from core.settings import WEBSOCKET_URL_FORM, Settings, load_settings, websocket_url_problem
 from schemas.service import Service
 from schemas.token import Token
 
@@ -111,21 +113,37 @@ class _FailureLog:
 
 
 class PlugboardClient:
-    """One replica's connection to the hub: connect, join, serve requests, shut down."""
+    """One replica's connection to the hub: connect, join, serve requests, shut down.
+
+    `settings` default to the environment's (`load_settings`), `actions` to the classes
+    discovered under ``ACTIONS_PATH`` and `events` to the handlers under ``events/``, so
+    that ``PlugboardClient()`` followed by ``await client.connect(url, token)`` runs a
+    service as the seed's client does. `service`, `token`, `num_consumers` and `connected`
+    start as given and then follow what the hub says.
+    """
 
     def __init__(
         self,
-        settings: Settings,
-        actions: Mapping[str, type[ActionRunner]],
+        settings: Settings | None = None,
+        actions: Mapping[str, type[ActionRunner]] | None = None,
         events: Mapping[str, type[EventHandler]] | None = None,
         *,
+        service: Service | None = None,
+        token: Token | None = None,
+        num_consumers: int = 0,
+        connected: bool = False,
         open_timeout: float = OPEN_TIMEOUT,
     ) -> None:
+        if settings is None:
+            settings = load_settings()
         self.settings = settings
         self.open_timeout = open_timeout
-        self.actions = dict(actions)
+        if actions is None:
+            actions = discover(settings.actions_path, ActionRunner)
+        self.actions: dict[str, type[ActionRunner]] = dict(actions)
         if events is None:
-            events = ActionRegistry.discover(settings.events_path, EventHandler)
+            events = discover(settings.events_path, EventHandler)
+        self.events: dict[str, type[EventHandler]] = dict(events)
         self._handlers: dict[str, EventHandler] = {name: cls() for name, cls in events.items()}
         self.serializer = serializer_for(settings.phoenix_vsn)
         self.catalog_json = catalog_json(self.actions)
@@ -136,6 +154,7 @@ class PlugboardClient:
         self._next_token_id: int | str | None = None
         secret_filter.add(self._token)
         self._bad_input = RateLimitedLog(logger)
+        errors = ErrorAnswers(settings.error_format)
 
         # The link: socket, channel, outbox (sans-I/O), and the connection of the moment.
         self._clock = RunningLoopClock()
@@ -157,6 +176,7 @@ class PlugboardClient:
             max_age=settings.response_max_age_seconds,
             limit=settings.outbox_limit,
             min_delay=settings.response_min_delay_seconds,
+            errors=errors,
         )
         self._socket.outbox = self.outbox
         self.outbox.on_settled = self._settled
@@ -170,12 +190,16 @@ class PlugboardClient:
             lambda: (self, self.websocket),
             max_concurrency=settings.max_concurrency,
             default_timeout=settings.action_timeout_seconds,
+            errors=errors,
         )
 
-        # What the hub told us.
-        self.service: Service | None = None
-        self.token: Token | None = None
-        self.num_consumers: int | None = None
+        # What the hub told us (the token's value is ours: the hub never sends it back).
+        self.service = service
+        if token is None:
+            token = Token(value=SecretStr(settings.token) if settings.token else None)
+        self.token = token
+        self.num_consumers = num_consumers
+        self.connected = connected
 
         # Waiting points (asyncio.Event needs no running loop to be made).
         self._joined = asyncio.Event()
@@ -226,6 +250,20 @@ class PlugboardClient:
     async def wait_joined(self, timeout: float | None = None) -> None:
         """Wait until the channel is joined (for tests and readiness checks)."""
         await asyncio.wait_for(self._joined.wait(), timeout)
+
+    async def connect(self, websocket_url: str, token: str) -> int:
+        """Connect to the hub at `websocket_url` with `token` and serve until stopped (the
+        seed's entry point); returns the process exit code, or at once when connected."""
+        if self.connected:
+            return self.exit_code
+        problem = websocket_url_problem(websocket_url)
+        if problem is not None:
+            raise ValueError(f"websocket_url must be {WEBSOCKET_URL_FORM}: {problem}")
+        self.settings = self.settings.with_hub(websocket_url, token)
+        self._token = token
+        secret_filter.add(token)
+        self.token.value = SecretStr(token)
+        return await self.run()
 
     async def run(self) -> int:
         """Connect and serve until stopped; returns the process exit code."""
@@ -322,6 +360,7 @@ class PlugboardClient:
     def connection_open(self, transport: HubTransport) -> None:
         """The handshake succeeded: the socket takes the connection and joins."""
         self.websocket = transport
+        self.connected = True
         self._clock.bind(asyncio.get_running_loop())  # run() did, unless it is not in use
         self.connections += 1
         logger.info("connected to %s", self.redacted_url)
@@ -338,6 +377,7 @@ class PlugboardClient:
     def connection_closed(self, transport: HubTransport) -> None:
         """The connection is gone: say why, and let the socket start over."""
         self.websocket = None
+        self.connected = False
         self._joined.clear()
         self._socket.connection_lost()
         if transport.close_code_sent == 1009:
@@ -369,6 +409,8 @@ class PlugboardClient:
         if service is not None:
             self.service = service
         if token is not None:
+            if token.value is None:  # the join reply never carries it
+                token.value = self.token.value
             self.token = token
         if isinstance(consumers, int) and not isinstance(consumers, bool):
             self.num_consumers = consumers
@@ -377,7 +419,7 @@ class PlugboardClient:
             "joined service %s (id %s); %s consumer(s) connected",
             self.service.name if self.service else "?",
             self.service.id if self.service else "?",
-            "?" if self.num_consumers is None else self.num_consumers,
+            self.num_consumers,
         )
         self.outbox.channel_joined()
 

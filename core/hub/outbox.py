@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from core.execution.responses import internal_error
+from core.execution.responses import ErrorAnswers
 from core.hub.channel import State
 from core.hub.phoenix import Message
 
@@ -76,8 +76,11 @@ class ResponseOutbox:
         max_age: float = 30.0,
         limit: int = 1000,
         min_delay: float = 0.0,
+        errors: ErrorAnswers | None = None,
     ) -> None:
         self._socket = socket
+        # Builds the 500 sent in place of a payload that cannot be encoded.
+        self._errors = errors if errors is not None else ErrorAnswers()
         self._channel = channel
         self._clock = socket.clock
         self._encode = socket.serializer.encode_parts
@@ -401,9 +404,8 @@ class ResponseOutbox:
         if self.on_settled is not None and self.settled:
             self.on_settled()
 
-    @staticmethod
-    def _unencodable(response_ref: str) -> dict[str, Any]:
-        error_id, fallback = internal_error()
+    def _unencodable(self, response_ref: str) -> dict[str, Any]:
+        error_id, fallback = self._errors.internal_error()
         logger.exception(
             "the response for ref %s cannot be encoded as JSON; answering 500 (error id %s)",
             response_ref,

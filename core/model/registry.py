@@ -1,11 +1,19 @@
-"""`ActionRegistry`: finds action and event classes in the modules under a folder."""
+"""Discovery of action and event classes in the modules under a folder, and the catalog.
+
+`discover` is what the service uses: every module under a folder (subfolders too), every
+concrete subclass of a kind, and one error naming the files when anything is wrong.
+`ActionRegistry` is the seed's public API over it (``core.action_registry``), kept for code
+written against the seed.
+"""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -14,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from core import json_codec
+from core.model.result import ResultTypeError, result_type
 from core.model.runner import ActionDefinitionError, ActionRunner, run_convention
 from core.model.schema import ActionSchema
 from core.redaction import truncate
@@ -24,7 +33,7 @@ logger = logging.getLogger(__name__)
 def catalog_json(actions: Mapping[str, type[ActionRunner]]) -> str:
     """The catalog as the hub receives it in the connection URL: compact JSON, one entry per
     action (``{name: {"description", "fields"}}``)."""
-    return json_codec.dumps({name: action.to_dict() for name, action in actions.items()})
+    return json_codec.dumps({name: action.catalog_entry() for name, action in actions.items()})
 
 
 def catalog_hash(catalog: str) -> str:
@@ -45,69 +54,100 @@ def _default_key(cls: type[Any]) -> str:
     return name
 
 
-class ActionRegistry:
-    """Discovers classes of a kind (by default `ActionRunner`) and builds the hub catalog."""
+def discover(
+    path: str | Path, kind: type[Any], key: Callable[[type[Any]], str] | None = None
+) -> dict[str, type[Any]]:
+    """Import every module under `path` (subfolders too) and collect subclasses of `kind`.
 
-    def __init__(self, actions: Mapping[str, type[ActionRunner]] | None = None) -> None:
-        self.actions: dict[str, type[ActionRunner]] = dict(actions or {})
-
-    @staticmethod
-    def discover(
-        path: str | Path, kind: type[Any], key: Callable[[type[Any]], str] | None = None
-    ) -> dict[str, type[Any]]:
-        """Import every module under `path` (subfolders too) and collect subclasses of `kind`.
-
-        Only classes defined in a module count (an imported class is not counted twice), and
-        abstract classes are skipped. Classes are keyed by `key(cls)`: the discriminator for
-        actions, the ``event`` attribute for event handlers. Raises `DiscoveryError`, naming
-        the files, when a module fails to import, two classes share a key, or an action's
-        `run()` takes neither ``(self, ctx)`` nor ``(self, client, websocket)``.
-        """
-        name_of = key or _default_key
-        found: dict[str, type[Any]] = {}
-        origin: dict[str, str] = {}
-        modules, failures = _import_all(Path(path))
-        for file, module in modules:
-            for cls in _classes_defined_in(module, kind):
-                name = name_of(cls)
-                where = f"{file}:{cls.__qualname__}"
-                if name in found and found[name] is not cls:
-                    failures.append(f"two classes are named {name!r}: {origin[name]} and {where}")
+    Only classes defined in a module count (an imported class is not counted twice), and
+    abstract classes are skipped. Classes are keyed by `key(cls)`: the discriminator for
+    actions, the ``event`` attribute for event handlers. Raises `DiscoveryError`, naming
+    the files, when `path` is not a folder, a module fails to import, two classes share a
+    key, or an action's `run()` takes neither ``(self, ctx)`` nor ``(self, client,
+    websocket)`` or declares a result type that cannot be read.
+    """
+    name_of = key or _default_key
+    found: dict[str, type[Any]] = {}
+    origin: dict[str, str] = {}
+    modules, failures = _import_all(Path(path))
+    for file, module in modules:
+        for cls in _classes_defined_in(module, kind):
+            name = name_of(cls)
+            where = f"{file}:{cls.__qualname__}"
+            if name in found and found[name] is not cls:
+                failures.append(f"two classes are named {name!r}: {origin[name]} and {where}")
+                continue
+            if issubclass(cls, ActionRunner):
+                try:
+                    run_convention(cls)
+                    result_type(cls)
+                except (ActionDefinitionError, ResultTypeError) as error:
+                    failures.append(f"{file}: {error}")
                     continue
-                if issubclass(cls, ActionRunner):
-                    try:
-                        run_convention(cls)
-                    except ActionDefinitionError as error:
-                        failures.append(f"{file}: {error}")
-                        continue
-                found[name] = cls
-                origin[name] = where
-        if failures:
-            raise DiscoveryError("; ".join(failures))
-        return dict(sorted(found.items()))
+            found[name] = cls
+            origin[name] = where
+    if failures:
+        raise DiscoveryError("; ".join(failures))
+    return dict(sorted(found.items()))
+
+
+def import_modules(path: str | Path) -> list[ModuleType]:
+    """Import every module under `path` (subfolders too), in file order.
+
+    Raises `DiscoveryError`, naming the files, when a module fails to import.
+    """
+    modules, failures = _import_all(Path(path))
+    if failures:
+        raise DiscoveryError("; ".join(failures))
+    return [module for _, module in modules]
+
+
+class ActionRegistry:
+    """The seed's registry: static methods that find the actions of a folder and build
+    their catalog. The service itself uses `discover`."""
 
     @staticmethod
-    def import_modules(path: str | Path) -> list[ModuleType]:
-        """Import every module under `path` (subfolders too), in file order.
+    def valid_action_types() -> list[type[ActionSchema]]:
+        """The kinds `discover` accepts: `ActionSchema` and `ActionRunner`."""
+        return [ActionSchema, ActionRunner]
 
-        Raises `DiscoveryError`, naming the files, when a module fails to import.
+    @staticmethod
+    def discover(path: str | Path, action_type: type[Any]) -> builtins.dict[str, type[Any]]:
+        """``{discriminator: class}`` for the classes of `action_type` under `path`.
+
+        `ActionRunner` finds the actions; `ActionSchema` the schemas that are not actions
+        (the models nested in actions' fields). A `path` that does not exist gives ``{}``;
+        another `action_type` raises `ValueError`; a module that fails to import raises
+        `DiscoveryError`.
         """
-        modules, failures = _import_all(Path(path))
-        if failures:
-            raise DiscoveryError("; ".join(failures))
-        return [module for _, module in modules]
+        if action_type not in ActionRegistry.valid_action_types():
+            raise ValueError(
+                f"action_type must be ActionSchema or ActionRunner, not {action_type!r}"
+            )
+        if not Path(path).exists():
+            return {}
+        found = discover(path, action_type)
+        if action_type is ActionSchema:
+            return {name: cls for name, cls in found.items() if not issubclass(cls, ActionRunner)}
+        return found
 
-    def get(self, name: str) -> type[ActionRunner] | None:
-        """The action registered under `name`, if any."""
-        return self.actions.get(name)
+    @staticmethod
+    def actions(path: str | Path, action_type: type[Any]) -> builtins.dict[str, type[Any]]:
+        """The same as `discover`."""
+        return ActionRegistry.discover(path, action_type)
 
-    def catalog(self) -> dict[str, Any]:
-        """The catalog sent to the hub: ``{name: {"description", "fields"}}``."""
-        return {name: action.to_dict() for name, action in self.actions.items()}
+    @staticmethod
+    def dict(path: str | Path = "actions") -> builtins.dict[str, Any]:
+        """The catalog of the actions under `path`: ``{name: {"description", "fields"}}``."""
+        catalog: builtins.dict[str, Any] = {}
+        for action in ActionRegistry.discover(path, ActionRunner).values():
+            catalog.update(action.to_dict())
+        return catalog
 
-    def json_schemas(self) -> dict[str, Any]:
-        """Pydantic's full JSON Schema for every action, keyed by action name."""
-        return {name: action.json_schema() for name, action in self.actions.items()}
+    @staticmethod
+    def json(path: str | Path = "actions", indent: int | None = None) -> str:
+        """`dict(path)` as JSON text, written as the seed writes it (`json.dumps`)."""
+        return json.dumps(ActionRegistry.dict(path), indent=indent)
 
 
 def _import_all(root: Path) -> tuple[list[tuple[Path, ModuleType]], list[str]]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import inspect
 from abc import abstractmethod
-from collections.abc import Awaitable
 from typing import Any, ClassVar, Final, Literal
 
-from core.model.response import ActionResponse
 from core.model.schema import ActionSchema
 
 # The two ways a `run()` may be declared (see `ActionRunner`).
@@ -21,13 +19,16 @@ class ActionDefinitionError(TypeError):
 
 
 class ActionRunner(ActionSchema):
-    """An action: validated fields plus a `run()` that returns an `ActionResponse`.
+    """An action: validated fields plus a `run()` that returns what its caller receives.
 
-    Declare ``async def run(self, ctx: Context) -> ActionResponse``: `ctx` carries the
-    request's ref, deadline, a logger bound to the request and what the lifespan opened
-    (`core.execution.context.Context`). A plain ``def run(self, ctx)`` is allowed too and
-    runs in a worker thread, so blocking work (a database call) never stalls the event loop.
-    The seed's ``run(self, client, websocket)`` (the `PlugboardClient` and its connection of
+    Declare ``async def run(self, ctx: Context) -> Result``: `ctx` carries the request's ref,
+    deadline, a logger bound to the request and what the lifespan opened
+    (`core.execution.context.Context`), and the return annotation is the action's result
+    type (`core.model.result`: a Pydantic model or any JSON-able type; the caller receives
+    the result as the answer's message). Raise `ActionError` to answer with an error. A
+    plain ``def run(self, ctx)`` is allowed too and runs in a worker thread, so blocking
+    work (a database call) never stalls the event loop. The seed's ``run(self, client,
+    websocket)`` returning an `ActionResponse` (the `PlugboardClient` and its connection of
     the moment, which may be None) still works; which form a class uses is read from its
     signature once, when the service starts.
 
@@ -41,9 +42,11 @@ class ActionRunner(ActionSchema):
     max_concurrency: ClassVar[int | None] = None
 
     @abstractmethod
-    def run(self, *args: Any) -> Awaitable[ActionResponse] | ActionResponse:
-        """Execute the action and return its response: ``run(self, ctx)`` (recommended) or
-        ``run(self, client, websocket)`` (the seed's form); ``async def`` or ``def``."""
+    def run(self, *args: Any) -> object:
+        """Execute the action and return its result (or an `ActionResponse`):
+        ``run(self, ctx)`` (recommended) or ``run(self, client, websocket)`` (the seed's
+        form); ``async def`` or ``def``. Each subclass's return annotation is its own result
+        type, which mypy checks its ``return`` statements against."""
 
 
 def run_convention(action: type[ActionRunner]) -> RunConvention:

@@ -114,7 +114,7 @@ class ClientCollector(Collector):
         yield GaugeMetricFamily(
             "plugboard_consumers",
             "Consumers of this service, as the hub last reported",
-            value=client.num_consumers if client.num_consumers is not None else float("nan"),
+            value=client.num_consumers,
         )
         outbox = client.outbox
         yield GaugeMetricFamily(

@@ -20,9 +20,9 @@ from sqlalchemy import URL, delete
 
 from actions.notes import CreateNote, DeleteNote, GetNote, ListNotes
 from actions.notes_model import BODY_MAX_LENGTH, TITLE_MAX_LENGTH, Note
-from core import ActionResponse, ActionRunner
+from core import ActionError, ActionResponse, ActionRunner
 from core.database import database
-from core.execution.responses import validation_response
+from core.execution.responses import ErrorAnswers
 from core.testing import TestClient, request_context
 from tests.databases import fresh_postgres_url, fresh_sqlite_url
 
@@ -31,19 +31,30 @@ NOTE_ACTIONS: dict[str, type[ActionRunner]] = {
 }
 
 
-def call(action: ActionRunner) -> ActionResponse:
-    """Run a synchronous action directly, as the framework's worker thread would."""
-    response = action.run(request_context(action.discriminator()))
-    assert isinstance(response, ActionResponse)
-    return response
+def call(action: ActionRunner) -> Any:
+    """Run a synchronous action directly, as the framework's worker thread would, and return
+    its result as the caller receives it (JSON values)."""
+    result = action.run(request_context(action.discriminator()))
+    if isinstance(result, ActionResponse):
+        result = result.message
+    return result.model_dump(mode="json")
 
 
 def create(title: str, body: str = "") -> dict[str, Any]:
-    """Create a note and return its fields."""
-    response = call(CreateNote(title=title, body=body))
+    """Create a note and return it as the caller receives it."""
+    response = CreateNote(title=title, body=body).run(request_context("CreateNote"))
     assert response.status_code == 201, response
-    fields: dict[str, Any] = response.fields
-    return fields
+    note: dict[str, Any] = response.message.model_dump(mode="json")
+    return note
+
+
+def refused(action: ActionRunner) -> ActionError:
+    """The error a synchronous action raised."""
+    try:
+        action.run(request_context(action.discriminator()))
+    except ActionError as error:
+        return error
+    raise AssertionError(f"{action!r} answered without an error")
 
 
 class NotesValidationTest(unittest.TestCase):
@@ -52,9 +63,9 @@ class NotesValidationTest(unittest.TestCase):
     def assert_invalid(self, action: type[ActionRunner], fields: dict[str, Any], name: str) -> None:
         with self.assertRaises(ValidationError) as caught:
             action.model_validate(fields)
-        response = validation_response(caught.exception)
+        response = ErrorAnswers().invalid_fields(caught.exception)
         self.assertEqual(response.status_code, 400)
-        self.assertIn(name, [problem["field"] for problem in response.fields["errors"]])
+        self.assertIn(name, [problem["field"] for problem in response.message["errors"]])
 
     def test_invalid_fields_are_rejected(self) -> None:
         cases: list[tuple[type[ActionRunner], dict[str, Any], str]] = [
@@ -85,7 +96,7 @@ class NotesValidationTest(unittest.TestCase):
 
     def test_every_field_is_described_in_the_catalog(self) -> None:
         for name, action in NOTE_ACTIONS.items():
-            entry = action.to_dict()
+            entry = action.catalog_entry()
             self.assertTrue(entry["description"], name)
             for field, info in entry["fields"].items():
                 with self.subTest(action=name, field=field):
@@ -93,10 +104,10 @@ class NotesValidationTest(unittest.TestCase):
                     self.assertIn(info["type"], ("string", "integer"))
 
     def test_discovery_finds_the_actions_but_not_the_model(self) -> None:
-        from core.model.registry import ActionRegistry
+        from core.model.registry import discover
         from core.settings import PROJECT_ROOT
 
-        found = ActionRegistry.discover(PROJECT_ROOT / "actions", ActionRunner)
+        found = discover(PROJECT_ROOT / "actions", ActionRunner)
         for name, action in NOTE_ACTIONS.items():
             self.assertIs(found.get(name), action)
         self.assertNotIn("Note", found)
@@ -132,9 +143,11 @@ class Behaviours:
 
         def test_create_returns_the_note(self) -> None:
             before = datetime.now(UTC)
-            response = call(CreateNote(title="  Shopping ", body="milk, eggs"))
+            response = CreateNote(title="  Shopping ", body="milk, eggs").run(
+                request_context("CreateNote")
+            )
             self.assertEqual((response.status_code, response.status), (201, "success"))
-            note = response.fields
+            note = response.message.model_dump(mode="json")
             self.assertIsInstance(note["id"], int)
             self.assertEqual((note["title"], note["body"]), ("Shopping", "milk, eggs"))
             created = datetime.fromisoformat(note["created_at"])
@@ -143,23 +156,20 @@ class Behaviours:
 
         def test_get_returns_what_create_returned(self) -> None:
             note = create("Read me", "body text")
-            response = call(GetNote(id=note["id"]))
-            self.assertEqual(response.status_code, 200)
-            self.assertEqual(response.fields, note)
+            self.assertEqual(call(GetNote(id=note["id"])), note)
 
         def test_get_missing_is_404(self) -> None:
-            response = call(GetNote(id=999_999))
-            self.assertEqual((response.status_code, response.status), (404, "error"))
-            self.assertEqual(response.fields, {"code": "NOT_FOUND", "id": 999_999})
-            self.assertIn("999999", response.message or "")
+            error = refused(GetNote(id=999_999))
+            self.assertEqual((error.status_code, error.code), (404, "NOT_FOUND"))
+            self.assertEqual(error.details, {"id": 999_999})
+            self.assertIn("999999", error.error)
 
         def test_delete_removes_the_note_once(self) -> None:
             note = create("Temporary")
             first = call(DeleteNote(id=note["id"]))
-            self.assertEqual(first.status_code, 200)
-            self.assertEqual(first.fields, {"id": note["id"], "deleted": True})
-            self.assertEqual(call(GetNote(id=note["id"])).status_code, 404)
-            self.assertEqual(call(DeleteNote(id=note["id"])).status_code, 404)
+            self.assertEqual(first, {"id": note["id"], "deleted": True})
+            self.assertEqual(refused(GetNote(id=note["id"])).status_code, 404)
+            self.assertEqual(refused(DeleteNote(id=note["id"])).status_code, 404)
 
         def test_list_pages_newest_first_without_gaps_or_repeats(self) -> None:
             ids = [create(f"note {number}")["id"] for number in range(7)]
@@ -167,63 +177,72 @@ class Behaviours:
             cursor = 0
             pages = 0
             while True:
-                response = call(ListNotes(limit=3, cursor=cursor))
-                self.assertEqual(response.status_code, 200)
-                items = response.fields["items"]
+                page = call(ListNotes(limit=3, cursor=cursor))
+                items = page["items"]
                 self.assertLessEqual(len(items), 3)
                 seen.extend(item["id"] for item in items)
                 pages += 1
-                if response.fields["next_cursor"] is None:
+                if page["next_cursor"] is None:
                     break
-                cursor = response.fields["next_cursor"]
+                cursor = page["next_cursor"]
                 self.assertEqual(cursor, items[-1]["id"])
             self.assertEqual(seen, sorted(ids, reverse=True))
             self.assertEqual(pages, 3)
 
         def test_list_edges(self) -> None:
             empty = call(ListNotes())
-            self.assertEqual(empty.fields, {"items": [], "next_cursor": None})
+            self.assertEqual(empty, {"items": [], "next_cursor": None})
             for number in range(4):
                 create(f"note {number}")
             first = call(ListNotes(limit=2))
-            second = call(ListNotes(limit=2, cursor=first.fields["next_cursor"]))
-            self.assertEqual(len(second.fields["items"]), 2)
-            self.assertIsNone(second.fields["next_cursor"])  # an exactly full last page
+            second = call(ListNotes(limit=2, cursor=first["next_cursor"]))
+            self.assertEqual(len(second["items"]), 2)
+            self.assertIsNone(second["next_cursor"])  # an exactly full last page
             everything = call(ListNotes(limit=100))
-            self.assertEqual(len(everything.fields["items"]), 4)
-            self.assertIsNone(everything.fields["next_cursor"])
+            self.assertEqual(len(everything["items"]), 4)
+            self.assertIsNone(everything["next_cursor"])
 
         def test_deleting_between_pages_does_not_skip_notes(self) -> None:
             ids = [create(f"note {number}")["id"] for number in range(5)]
             first = call(ListNotes(limit=2))
-            call(DeleteNote(id=first.fields["items"][0]["id"]))
-            rest = call(ListNotes(limit=10, cursor=first.fields["next_cursor"]))
-            self.assertEqual([item["id"] for item in rest.fields["items"]], ids[2::-1])
+            call(DeleteNote(id=first["items"][0]["id"]))
+            rest = call(ListNotes(limit=10, cursor=first["next_cursor"]))
+            self.assertEqual([item["id"] for item in rest["items"]], ids[2::-1])
 
         def test_concurrent_creates_from_worker_threads(self) -> None:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 notes = list(pool.map(lambda number: create(f"parallel {number}"), range(24)))
             self.assertEqual(len({note["id"] for note in notes}), 24)
-            self.assertEqual(len(call(ListNotes(limit=100)).fields["items"]), 24)
+            self.assertEqual(len(call(ListNotes(limit=100))["items"]), 24)
 
         def test_end_to_end_through_the_local_hub(self) -> None:
             async def scenario() -> None:
                 async with TestClient(NOTE_ACTIONS) as client:
                     created = await client.call("CreateNote", {"title": "Via the hub"})
-                    self.assertEqual((created.http_status, created.status_code), (200, 201))
-                    note_id = created.fields["id"]
+                    self.assertEqual(created.http_status, 200)
+                    assert created.action_response is not None
+                    self.assertEqual(created.action_response.status_code, 201)
+                    note_id = created.message["id"]
                     fetched = await client.call("GetNote", {"id": note_id})
-                    self.assertEqual(fetched.fields["title"], "Via the hub")
+                    self.assertEqual(fetched.message, created.message)
                     listed = await client.call("ListNotes", {"limit": 5})
-                    self.assertEqual([item["id"] for item in listed.fields["items"]], [note_id])
+                    self.assertEqual([item["id"] for item in listed.message["items"]], [note_id])
                     invalid = await client.call("CreateNote", {"title": ""})
-                    self.assertEqual((invalid.http_status, invalid.status_code), (400, 400))
-                    self.assertIn("title", invalid.message)
+                    self.assertEqual(invalid.http_status, 400)
+                    self.assertEqual(invalid.message["errors"][0]["field"], "title")
                     deleted = await client.call("DeleteNote", {"id": note_id})
-                    self.assertEqual(deleted.status_code, 200)
+                    self.assertEqual(deleted.message, {"id": note_id, "deleted": True})
                     missing = await client.call("GetNote", {"id": note_id})
-                    self.assertEqual((missing.http_status, missing.status_code), (400, 404))
-                    self.assertEqual(missing.fields["code"], "NOT_FOUND")
+                    self.assertEqual(missing.http_status, 400)
+                    self.assertEqual(
+                        missing.message,
+                        {
+                            "code": "NOT_FOUND",
+                            "error": f"note {note_id} not found",
+                            "retryable": False,
+                            "id": note_id,
+                        },
+                    )
 
             asyncio.run(scenario())
 

@@ -32,7 +32,9 @@ class FiguresTest(unittest.TestCase):
     def test_outcome_names_the_consumers_status(self) -> None:
         self.assertEqual(outcome(200, {"status": "success"}), "200")
         self.assertEqual(outcome(422, {"status": "error"}), "422")
-        self.assertEqual(outcome(400, {"status_code": 503}), "400 (consumer 503)")
+        self.assertEqual(
+            outcome(400, {"message": {"code": "SHUTTING_DOWN"}}), "400 (SHUTTING_DOWN)"
+        )
         self.assertEqual(outcome(400, {"response": {"status_code": 503}}), "400 (consumer 503)")
 
 
@@ -73,7 +75,7 @@ class RecreateSwitchTest(unittest.TestCase):
         # No call is lost: the leaving replica delivers even what reached it after its leave.
         outcomes = figures["outcomes"]
         self.assertGreater(outcomes.get("200", 0), 0, figures)
-        self.assertLessEqual(set(outcomes), {"200", "422", "400 (consumer 503)"}, figures)
+        self.assertLessEqual(set(outcomes), {"200", "422", "400 (SHUTTING_DOWN)"}, figures)
         self.assertGreater(outcomes.get("422", 0), 0, figures)
         self.assertGreater(figures["longest_without_success_s"], 0, figures)
 

@@ -73,7 +73,7 @@ class ConsumerProcessTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.hub.joined_count(), 1)
         # The hub accepted the catalog: a request reaches the consumer and is answered.
         status, body = await self.hub.request("Echo", {"message": "hi"}, timeout=10)
-        self.assertEqual((status, body["fields"]), (200, {"message": "hi"}))
+        self.assertEqual((status, body["message"]), (200, {"message": "hi"}))
         total, system = consumer.cpu_times()
         self.assertGreater(total, 0)
         self.assertGreaterEqual(total, system)

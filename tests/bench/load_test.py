@@ -52,10 +52,10 @@ class LoadFiguresTest(unittest.TestCase):
 
 
 class ChecksTest(unittest.TestCase):
-    def test_echo_needs_status_200_and_the_fields_sent(self) -> None:
-        self.assertTrue(echo_answered(200, {"fields": dict(ECHO_FIELDS)}))
-        self.assertFalse(echo_answered(400, {"fields": dict(ECHO_FIELDS)}))
-        self.assertFalse(echo_answered(200, {"fields": {"message": "other"}}))
+    def test_echo_needs_status_200_and_the_fields_sent_back(self) -> None:
+        self.assertTrue(echo_answered(200, {"message": dict(ECHO_FIELDS)}))
+        self.assertFalse(echo_answered(400, {"message": dict(ECHO_FIELDS)}))
+        self.assertFalse(echo_answered(200, {"message": {"message": "other"}}))
 
     def test_sleep_needs_status_200_and_success(self) -> None:
         self.assertTrue(sleep_answered(200, {"status": "success"}))
@@ -99,7 +99,7 @@ class DriveTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(load.failures, 10)
         self.assertEqual(len(seen), 10)
         self.assertEqual(seen[0][0], 200)
-        self.assertEqual(seen[0][1]["fields"], {"message": "x"})
+        self.assertEqual(seen[0][1]["message"], {"message": "x"})
         self.assertIsNone(load.cpu_seconds)  # no consumer given
 
     async def test_fewer_requests_than_in_flight(self) -> None:

@@ -36,8 +36,8 @@ class UsesState(ActionRunner):
     def description(cls) -> str:
         return "Reads the state"
 
-    async def run(self, ctx: Context) -> ActionResponse:
-        return ActionResponse(fields={"value": getattr(ctx.state, self.key)})
+    async def run(self, ctx: Context) -> dict[str, object]:
+        return {"value": getattr(ctx.state, self.key)}
 
 
 class TestClientTest(unittest.IsolatedAsyncioTestCase):
@@ -48,22 +48,38 @@ class TestClientTest(unittest.IsolatedAsyncioTestCase):
             unknown = await client.call("Nope")
             failed = await client.call("Fails")
         self.assertEqual(
-            (echo.http_status, echo.status, echo.status_code, echo.message, echo.fields),
-            (200, "success", 200, "ok", {"message": "hi"}),
+            (echo.http_status, echo.status, echo.message, echo.body),
+            (
+                200,
+                "success",
+                {"message": "hi"},
+                {"status": "success", "message": {"message": "hi"}},
+            ),
         )
         self.assertTrue(echo.ok)
-        self.assertEqual((invalid.http_status, invalid.status_code), (400, 400))
+        # What the replica sent, which the caller does not see.
+        self.assertEqual(
+            echo.action_response, ActionResponse(status_code=200, message={"message": "hi"})
+        )
+        self.assertEqual(invalid.http_status, 400)
         self.assertFalse(invalid.ok)
-        self.assertIn("name: String should have at least 1 character", invalid.message)
-        self.assertEqual((unknown.http_status, unknown.status_code), (400, 404))
-        self.assertEqual((failed.http_status, failed.status_code), (400, 500))
+        self.assertEqual(invalid.message["code"], "INVALID_FIELDS")
+        self.assertIn("name: String should have at least 1 character", invalid.message["error"])
+        self.assertEqual(set(invalid.body), {"status", "message"})
+        assert invalid.action_response is not None and unknown.action_response is not None
+        self.assertEqual(invalid.action_response.status_code, 400)
+        self.assertEqual((unknown.http_status, unknown.message["code"]), (400, "UNKNOWN_ACTION"))
+        self.assertEqual(unknown.action_response.status_code, 404)
+        self.assertEqual((failed.http_status, failed.message["code"]), (400, "INTERNAL_ERROR"))
         self.assertNotIn("internal detail", str(failed.body))
 
     async def test_settings_apply_to_the_service(self) -> None:
         async with TestClient(FIXTURE_ACTIONS, action_timeout_seconds=0.05) as client:
             late = await client.call("Sleep", {"seconds": 5})
             self.assertEqual(client.client.settings.action_timeout_seconds, 0.05)
-        self.assertEqual(late.status_code, 504)
+        self.assertEqual((late.http_status, late.message["code"]), (400, "TIMEOUT"))
+        assert late.action_response is not None
+        self.assertEqual(late.action_response.status_code, 504)
 
     async def test_a_folder_brings_its_lifespan(self) -> None:
         folder = tempfile.mkdtemp(prefix="test_client_")
@@ -74,7 +90,7 @@ class TestClientTest(unittest.IsolatedAsyncioTestCase):
                 first = await client.call("Count")
                 second = await client.call("Count")
                 self.assertEqual(steps.read_text().splitlines()[0], "open")
-        self.assertEqual((first.fields, second.fields), ({"count": 1}, {"count": 2}))
+        self.assertEqual((first.message, second.message), ({"count": 1}, {"count": 2}))
         self.assertEqual(steps.read_text().splitlines()[-1], "closed")
 
     async def test_actions_path_is_the_default(self) -> None:
@@ -82,7 +98,7 @@ class TestClientTest(unittest.IsolatedAsyncioTestCase):
             async with TestClient() as client:
                 self.assertEqual(sorted(client.client.actions), sorted(FIXTURE_ACTIONS))
                 answer = await client.call("Echo", {"message": "default"})
-        self.assertEqual(answer.fields, {"message": "default"})
+        self.assertEqual(answer.message, {"message": "default"})
 
     async def test_lifespans_and_state_can_be_replaced_with_fakes(self) -> None:
         closed: list[str] = []
@@ -97,7 +113,7 @@ class TestClientTest(unittest.IsolatedAsyncioTestCase):
             token = await client.call("UsesState", {"key": "token"})
             given = await client.call("UsesState", {"key": "given"})
             self.assertEqual(client.state.token, "fake")
-        self.assertEqual((token.fields, given.fields), ({"value": "fake"}, {"value": 1}))
+        self.assertEqual((token.message, given.message), ({"value": "fake"}, {"value": 1}))
         self.assertEqual(closed, ["fake"])
 
     async def test_used_outside_its_block_it_says_how_to_start_it(self) -> None:
@@ -111,8 +127,8 @@ class TestClientTest(unittest.IsolatedAsyncioTestCase):
             def description(cls) -> str:
                 return "x" * 20_000  # the catalog makes a request line the hub refuses
 
-            async def run(self, ctx: Context) -> ActionResponse:
-                return ActionResponse()
+            async def run(self, ctx: Context) -> None:
+                return None
 
         with mock.patch("core.testing.START_TIMEOUT", 1.0), self.assertRaises(TimeoutError):
             async with TestClient([Mute]):
@@ -125,8 +141,8 @@ class SyncTestClientTest(unittest.TestCase):
             echo = client.call("Echo", {"message": "sync"})
             state = client.call("UsesState", {"key": "x"})
             self.assertEqual(client.state.x, 2)
-        self.assertEqual((echo.status_code, echo.fields), (200, {"message": "sync"}))
-        self.assertEqual(state.fields, {"value": 2})
+        self.assertEqual((echo.http_status, echo.message), (200, {"message": "sync"}))
+        self.assertEqual(state.message, {"value": 2})
         with self.assertRaisesRegex(RuntimeError, "with SyncTestClient"):
             client.call("Echo", {"message": "after"})
 

@@ -20,7 +20,7 @@ import yaml
 
 from core.db.database import DatabaseSettings
 from core.hub.client import PlugboardClient
-from core.model.registry import ActionRegistry
+from core.model.registry import discover
 from core.model.runner import ActionRunner
 from core.ops import metrics
 from core.settings import PROJECT_ROOT, Settings
@@ -235,7 +235,7 @@ class DeploymentTest(ManifestsTestCase):
         self.assertTrue(selects(spec["selector"], self.pod_labels()))
 
     def test_the_pods_carry_the_hash_of_the_shipped_catalog(self) -> None:
-        actions = ActionRegistry.discover(PROJECT_ROOT / "actions", ActionRunner)
+        actions = discover(PROJECT_ROOT / "actions", ActionRunner)
         settings = Settings().with_hub("ws://localhost/websocket", "token")
         expected = PlugboardClient(settings, actions, events={}).catalog_hash
         self.assertEqual(

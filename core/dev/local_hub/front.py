@@ -22,20 +22,23 @@ with the real hub's status codes and ``{"status", "message"}`` bodies:
 * 404 ``{"errors": {"detail": "Not Found"}}`` for any other route;
 * 503 while the hub is stopping (a local-hub case: the real hub closes its sockets).
 
-The production hub's body is ``{"status", "message"}`` only. As a developer extension the
-local hub's body also carries the consumer's ``status_code`` and ``fields`` when its payload
-had them.
+The body is the production hub's, byte for byte (`phoenix_json`): ``{"status", "message"}``
+only, so a developer sees exactly what a production caller gets. The consumer's whole payload
+(its ``status_code`` and ``fields`` too) is handed to in-process callers beside the answer
+(`FrontAnswer`), for tests and the ``call`` command.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from core import json_codec
+from core.dev.local_hub import phoenix_json
 from core.dev.local_hub.routing import Outcome, Router
 from core.dev.local_hub.service import HostedService
 
@@ -79,15 +82,18 @@ def http_result(payload: Any) -> tuple[int, dict[str, Any]]:
     if not (isinstance(payload, dict) and "status" in payload and "message" in payload):
         return 502, error_body("Invalid response format from service process")
     success = payload["status"] == "success"
-    body: dict[str, Any] = {
-        "status": "success" if success else "error",
-        "message": payload["message"],
-    }
-    # Local-hub extension: the real hub only returns status and message.
-    for key in ("status_code", "fields"):
-        if key in payload:
-            body[key] = payload[key]
+    body = {"status": "success" if success else "error", "message": payload["message"]}
     return (200 if success else 400), body
+
+
+@dataclass(frozen=True, slots=True)
+class FrontAnswer:
+    """What the front answered one call: the caller's HTTP status and body, and the
+    consumer's whole payload (None when no consumer answered)."""
+
+    status: int
+    body: dict[str, Any]
+    payload: Any = None
 
 
 class HttpFront:
@@ -113,12 +119,12 @@ class HttpFront:
 
     async def call(
         self, service_id: Any, action: Any, fields: Any, timeout: float | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        """Call `action` of service `service_id`; return the HTTP status and JSON body."""
+    ) -> FrontAnswer:
+        """Call `action` of service `service_id`: the caller's answer and the payload."""
         if self.stopping.is_set():
-            return 503, error_body("Hub is shutting down")
+            return FrontAnswer(503, error_body("Hub is shutting down"))
         if self.service.deleted or not self.service.matches(service_id):
-            return 422, error_body(NO_CONSUMERS)
+            return FrontAnswer(422, error_body(NO_CONSUMERS))
         delivery = await self.router.call(
             action,
             fields,
@@ -126,12 +132,13 @@ class HttpFront:
             self.stopping,
         )
         if delivery.outcome is Outcome.ANSWERED:
-            return http_result(delivery.payload)
+            status, body = http_result(delivery.payload)
+            return FrontAnswer(status, body, delivery.payload)
         if delivery.outcome is Outcome.NO_CONSUMER:
-            return 422, error_body(NO_CONSUMERS)
+            return FrontAnswer(422, error_body(NO_CONSUMERS))
         if delivery.outcome is Outcome.STOPPING:
-            return 503, error_body("Hub is shutting down")
-        return 408, error_body("Request timed out")
+            return FrontAnswer(503, error_body("Hub is shutting down"))
+        return FrontAnswer(408, error_body("Request timed out"))
 
     async def handle(self, request: web.Request) -> web.Response:
         """``POST /``: read the parameters, check the caller, call the action."""
@@ -143,8 +150,8 @@ class HttpFront:
             return self._json(401, error_body("Invalid or missing API token"))
         if not params.keys() >= REQUIRED:
             return self._json(400, error_body(MISSING_PARAMS))
-        status, answer = await self.call(params["service_id"], params["action"], params["fields"])
-        return self._json(status, answer)
+        answer = await self.call(params["service_id"], params["action"], params["fields"])
+        return self._json(answer.status, answer.body)
 
     async def not_found(self, request: web.Request) -> web.Response:
         """Any other route, as Phoenix answers it."""
@@ -159,4 +166,9 @@ class HttpFront:
 
     @staticmethod
     def _json(status: int, body: dict[str, Any]) -> web.Response:
-        return web.json_response(body, status=status, dumps=json_codec.dumps)
+        return web.Response(
+            body=phoenix_json.dumps(body),
+            status=status,
+            content_type="application/json",
+            charset="utf-8",
+        )

@@ -31,7 +31,7 @@ from core.dev.local_hub.consumer import (
     Consumer,
     WebSocket,
 )
-from core.dev.local_hub.front import HttpFront
+from core.dev.local_hub.front import FrontAnswer, HttpFront
 from core.dev.local_hub.routing import Router
 from core.dev.local_hub.service import HostedService, public_token
 from core.hub.phoenix import HEARTBEAT, PHOENIX_TOPIC, Message
@@ -407,6 +407,11 @@ class LocalHub:
         self, action: str, fields: Any, timeout: float | None = None
     ) -> tuple[int, dict[str, Any]]:
         """Call an action like ``POST /`` does; return the HTTP status and JSON body."""
+        answer = await self._front.call(self.service_id, action, fields, timeout)
+        return answer.status, answer.body
+
+    async def call(self, action: str, fields: Any, timeout: float | None = None) -> FrontAnswer:
+        """`request`, with the consumer's whole payload beside the caller's answer."""
         return await self._front.call(self.service_id, action, fields, timeout)
 
     # ----------------------------------------------------------------- consumer socket

@@ -67,8 +67,16 @@ class CallCommandTest(CommandTestCase):
         result = self.results["echo"]
         self.assert_ok(result)
         payload, status = split_call_output(result.stdout)
-        expected = {"status": "success", "status_code": 200, "message": "ok"}
-        self.assertEqual(payload, {**expected, "fields": {"message": "hello"}})
+        # The whole payload: what the caller gets (status, message) and what it does not.
+        self.assertEqual(
+            payload,
+            {
+                "status": "success",
+                "status_code": 200,
+                "message": {"message": "hello"},
+                "fields": None,
+            },
+        )
         self.assertEqual(status, "status 200 (success)")
 
     def test_fields_from_stdin_with_the_database_migrated(self) -> None:
@@ -76,7 +84,7 @@ class CallCommandTest(CommandTestCase):
         self.assert_ok(result)
         payload, status = split_call_output(result.stdout)
         self.assertEqual((payload["status_code"], status), (200, "status 200 (success)"))
-        fields = payload["fields"]
+        fields = payload["message"]
         self.assertEqual(fields["note"], "from stdin")
         # The command migrated the database to the project's newest migration first.
         self.assertEqual(fields["revision"], fields["head"])
@@ -85,15 +93,15 @@ class CallCommandTest(CommandTestCase):
             cli_env(self.folder, "stdin"), "call", "DatabaseRevision", "--json", stdin="{}"
         )
         self.assert_ok(again)
-        self.assertEqual(json.loads(again.stdout)["fields"]["revision"], fields["head"])
+        self.assertEqual(json.loads(again.stdout)["message"]["revision"], fields["head"])
 
     def test_invalid_fields_are_the_400_response(self) -> None:
         result = self.results["invalid"]
         self.assertEqual(result.returncode, 1, result.stderr)
         payload, status = split_call_output(result.stdout)
         self.assertEqual(status, "status 400 (error)")
-        self.assertIn("name: Field required", payload["message"])
-        fields = {problem["field"] for problem in payload["fields"]["errors"]}
+        self.assertIn("name: Field required", payload["message"]["error"])
+        fields = {problem["field"] for problem in payload["message"]["errors"]}
         self.assertEqual(fields, {"name", "greeting"})
 
     def test_unknown_action(self) -> None:
@@ -132,7 +140,7 @@ class CallCommandTest(CommandTestCase):
         self.assertEqual(result.returncode, 1, result.stderr)
         payload, status = split_call_output(result.stdout)
         self.assertEqual(status, "status 500 (error)")
-        self.assertIn("error id", payload["message"])
+        self.assertIn("error id", payload["message"]["error"])
         self.assertNotIn("kaboom", result.stdout)
         self.assertIn("kaboom", result.stderr)  # the log keeps the traceback for the developer
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core import json_codec
-from core.model.registry import ActionRegistry
+from core.model.registry import discover
 from core.model.runner import ActionRunner
 from core.settings import PROJECT_ROOT as ROOT
 from tests.fixtures.actions import FOLDER as FIXTURE_ACTIONS_FOLDER
 
 # What the commands serve unless a test names another folder: the fixture actions.
-ACTIONS = ActionRegistry.discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
-CATALOG_JSON = json_codec.dumps({name: action.to_dict() for name, action in ACTIONS.items()})
+ACTIONS = discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
+CATALOG_JSON = json_codec.dumps({name: action.catalog_entry() for name, action in ACTIONS.items()})
 PARALLEL_RUNS = 8
 
 Result = subprocess.CompletedProcess[str]

@@ -21,6 +21,19 @@ class ParametersSchemaTest(unittest.TestCase):
         self.assertEqual(openai_tool("FormatAddress", action)["function"]["parameters"], parameters)
         self.assertEqual(mcp_tool("FormatAddress", action)["inputSchema"], parameters)
 
+    def test_an_mcp_tool_declares_an_object_result(self) -> None:
+        greet = mcp_tool("Greet", ACTIONS["Greet"])
+        self.assertEqual(greet["outputSchema"]["type"], "object")
+        self.assertEqual(greet["outputSchema"]["required"], ["greeting"])
+        # MCP allows only object output schemas: a list or a number is left undeclared.
+        self.assertNotIn("outputSchema", mcp_tool("FormatAddress", ACTIONS["FormatAddress"]))
+        self.assertNotIn("outputSchema", mcp_tool("BlockingSum", ACTIONS["BlockingSum"]))
+        # OpenAI's function tools have no place for a result.
+        self.assertEqual(
+            set(openai_tool("Greet", ACTIONS["Greet"])["function"]),
+            {"name", "description", "parameters"},
+        )
+
     def test_leaves_the_json_schema_alone(self) -> None:
         action = ACTIONS["FormatAddress"]
         before = action.json_schema()

@@ -267,12 +267,54 @@ class OpenApiDocumentTest(unittest.TestCase):
                 schema = resolve(
                     document, response["content"]["application/json"]["schema"]["$ref"]
                 )
-                self.assertEqual(schema["required"], ["status", "message"])
-                status = "success" if code == "200" else "error"
-                self.assertEqual(schema["properties"]["status"]["const"], status)
+                answers = (
+                    [resolve(document, member["$ref"]) for member in schema["anyOf"]]
+                    if ("anyOf" in schema)
+                    else [schema]
+                )
+                for answer in answers:
+                    self.assertEqual(answer["required"], ["status", "message"])
+                    status = "success" if code == "200" else "error"
+                    self.assertEqual(answer["properties"]["status"]["const"], status)
         scheme = document["components"]["securitySchemes"][SECURITY_SCHEME]
         self.assertEqual((scheme["type"], scheme["scheme"]), ("http", "bearer"))
         self.assertEqual(document["security"], [{SECURITY_SCHEME: []}])
+
+    def test_each_answer_carries_its_actions_result_type(self) -> None:
+        document = self.document(ACTIONS)
+        schemas = document["components"]["schemas"]
+
+        def message(action: str) -> dict[str, Any]:
+            schema: dict[str, Any] = schemas[f"{action}Answer"]["properties"]["message"]
+            return schema
+
+        self.assertEqual(message("Greet")["$ref"], REF_PREFIX + "Greeting")
+        self.assertEqual(schemas["Greeting"]["properties"]["greeting"]["type"], "string")
+        self.assertEqual(message("FormatAddress")["items"], {"type": "string"})
+        self.assertEqual(message("BlockingSum")["type"], "number")
+        self.assertNotIn("type", message("SeedEcho"))  # the seed's message: any value
+        union = schemas["SuccessAnswer"]["anyOf"]
+        self.assertEqual(len(union), len(ACTIONS))
+        # Models first, the messages that may be anything last.
+        self.assertEqual(union[0], {"$ref": REF_PREFIX + "GreetAnswer"})
+        self.assertEqual(union[-1], {"$ref": REF_PREFIX + "SeedEchoAnswer"})
+
+    def test_errors_are_the_service_s_error_object(self) -> None:
+        document = self.document(ACTIONS)
+        schemas = document["components"]["schemas"]
+        message = schemas["ErrorAnswer"]["properties"]["message"]
+        self.assertEqual(message["anyOf"][0], {"$ref": REF_PREFIX + "ErrorObject"})
+        error_object = schemas["ErrorObject"]
+        self.assertEqual(error_object["required"], ["code", "error", "retryable"])
+        self.assertIn("INVALID_FIELDS", error_object["description"])
+        for code in ("401", "408", "422", "502"):
+            answer = document["paths"]["/"]["post"]["responses"][code]
+            self.assertEqual(
+                answer["content"]["application/json"]["schema"]["$ref"],
+                REF_PREFIX + "HubErrorAnswer",
+            )
+        text = self.document(ACTIONS, error_format="text")["components"]["schemas"]
+        self.assertEqual(text["ErrorAnswer"]["properties"]["message"], {"type": "string"})
 
     def test_service_id_and_server(self) -> None:
         default = self.document(FIXTURE_ACTIONS)

@@ -143,12 +143,13 @@ class ThroughTheHubTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(json.loads(results["json_only"].stdout)["message"], "HI")
         # The service's errors reach the caller as the front's 400, with the service's message.
         invalid = self.assert_answer(results["invalid"], 1, "400 (error)")
-        self.assertIn("text", invalid["message"])
-        self.assertIn("times", invalid["message"])
+        self.assertEqual(invalid["message"]["code"], "INVALID_FIELDS")
+        self.assertIn("text", invalid["message"]["error"])
+        self.assertIn("times", invalid["message"]["error"])
         refused = self.assert_answer(results["refused"], 1, "400 (error)")
         self.assertEqual(refused["message"], "already done")
         unknown = self.assert_answer(results["unknown"], 1, "400 (error)")
-        self.assertIn("Shuot", unknown["message"])
+        self.assertIn("Shuot", unknown["message"]["error"])
 
     async def test_what_the_hub_itself_answers(self) -> None:
         hub = ("--hub", self.hub.http_url)

@@ -71,10 +71,10 @@ class NewCommandTest(CommandTestCase):
         results = run_all({"test": run_test, "call": call})
         # The generated test passes...
         self.assertEqual(results["test"].returncode, 0, results["test"].stderr)
-        self.assertIn("Ran 3 tests", results["test"].stderr)
+        self.assertIn("Ran 4 tests", results["test"].stderr)
         # ...and the new action is discovered, validated and run like any other.
         self.assert_ok(results["call"])
-        self.assertEqual(split_call_output(results["call"].stdout)[0]["fields"], {"text": "hello"})
+        self.assertEqual(split_call_output(results["call"].stdout)[0]["message"], {"text": "hello"})
 
     @unittest.skipIf(importlib.util.find_spec("ruff") is None, "ruff is not installed")
     def test_generated_files_pass_ruff(self) -> None:

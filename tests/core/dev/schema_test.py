@@ -79,11 +79,15 @@ class SchemaCommandTest(CommandTestCase):
         tools = self.output("mcp")
         self.assertEqual([tool["name"] for tool in tools], list(ACTIONS))
         for tool in tools:
-            self.assertEqual(set(tool), {"name", "description", "inputSchema"})
+            # An action whose result is an object declares it (MCP's outputSchema).
+            self.assertLessEqual(
+                set(tool) - {"outputSchema"}, {"name", "description", "inputSchema"}
+            )
             self.assertEqual(tool["inputSchema"]["type"], "object")
             self.assertIn("properties", tool["inputSchema"])
         greet = next(tool for tool in tools if tool["name"] == "Greet")
         self.assertEqual(greet["inputSchema"]["properties"]["greeting"]["default"], "Hello")
+        self.assertEqual(greet["outputSchema"]["properties"]["greeting"]["type"], "string")
 
     def test_openapi_document(self) -> None:
         document = self.output("openapi")

@@ -8,10 +8,13 @@ import threading
 import unittest
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from core.execution.context import Context
 from core.execution.executor import RequestExecutor
 from core.execution.limits import Slots
+from core.execution.responses import ErrorAnswers
+from core.model.errors import ActionError
 from core.model.response import ActionResponse
 from core.model.runner import ActionRunner
 from tests.support import LogCapture, wait_until
@@ -64,8 +67,65 @@ class WrongType(ActionRunner):
     def description(cls) -> str:
         return "Returns a dict"
 
-    async def run(self, client: Any, websocket: Any) -> Any:
-        return {"status_code": 200}
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        return {"status_code": 200}  # type: ignore[return-value]  # the mistake under test
+
+
+class Total(BaseModel):
+    total: int
+
+
+class Typed(ActionRunner):
+    """Returns its result directly, of the type its annotation declares."""
+
+    numbers: list[int] = Field(description="What to add")
+    wrong: bool = Field(default=False, description="Return a value of another type")
+
+    @classmethod
+    def description(cls) -> str:
+        return "Adds, typed"
+
+    async def run(self, ctx: Context) -> Total:
+        if self.wrong:
+            return "not a total"  # type: ignore[return-value]  # the mistake under test
+        return Total(total=sum(self.numbers))
+
+
+class Created(ActionRunner):
+    """A status code of its own, with a typed message."""
+
+    total: Any = Field(description="The message's total (any value, to test validation)")
+
+    @classmethod
+    def description(cls) -> str:
+        return "Creates"
+
+    def run(self, ctx: Context) -> ActionResponse[Total]:
+        # A plain dict where a Total is declared: validated (and refused) on the way out.
+        message: Any = {"total": self.total}
+        return ActionResponse(status_code=201, message=message)
+
+
+class Refuses(ActionRunner):
+    """Answers with an error of its own."""
+
+    @classmethod
+    def description(cls) -> str:
+        return "Refuses"
+
+    async def run(self, ctx: Context) -> int:
+        raise ActionError(409, "already there", retryable=True, id=7)
+
+
+class SeedFields(ActionRunner):
+    """The seed's way: a text message and the data in `fields`."""
+
+    @classmethod
+    def description(cls) -> str:
+        return "Seed style"
+
+    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+        return ActionResponse(status_code=200, message="done", fields={"data": 1})
 
 
 class ForgotReturn(ActionRunner):
@@ -97,7 +157,20 @@ class Shout(ActionRunner):
 
 
 ACTIONS: dict[str, type[ActionRunner]] = {
-    cls.__name__: cls for cls in (Add, Boom, Slow, Blocking, WrongType, ForgotReturn, Shout)
+    cls.__name__: cls
+    for cls in (
+        Add,
+        Boom,
+        Slow,
+        Blocking,
+        WrongType,
+        ForgotReturn,
+        Shout,
+        Typed,
+        Created,
+        Refuses,
+        SeedFields,
+    )
 }
 
 
@@ -130,11 +203,16 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         answer = await self.call({"action": "Add", "fields": {"b": "x"}})
         self.assertEqual(answer["status_code"], 400)
         self.assertEqual(answer["status"], "error")
-        self.assertIn("a: Field required", answer["message"])
-        self.assertIn("b: Input should be a valid integer", answer["message"])
-        self.assertNotIn("'x'", answer["message"])
-        fields = {error["field"] for error in answer["fields"]["errors"]}
-        self.assertEqual(fields, {"a", "b"})
+        error = answer["message"]
+        self.assertEqual((error["code"], error["retryable"]), ("INVALID_FIELDS", False))
+        self.assertIn("a: Field required", error["error"])
+        self.assertIn("b: Input should be a valid integer", error["error"])
+        self.assertNotIn("'x'", str(answer))
+        self.assertEqual(
+            [(item["field"], item["type"]) for item in error["errors"]],
+            [("a", "missing"), ("b", "int_parsing")],
+        )
+        self.assertIsNone(answer["fields"])
 
     async def test_an_action_s_own_model_validate_is_used(self) -> None:
         answer = await self.call({"action": "Shout", "fields": {"text": "hi"}})
@@ -157,15 +235,22 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
 
     async def test_unknown_action(self) -> None:
         answer = await self.call({"action": "Nope", "fields": {}})
-        self.assertEqual((answer["status_code"], answer["message"]), (404, "Unknown action 'Nope'"))
+        self.assertEqual(
+            (answer["status_code"], answer["message"]),
+            (
+                404,
+                {"code": "UNKNOWN_ACTION", "error": "Unknown action 'Nope'", "retryable": False},
+            ),
+        )
 
     async def test_exception_gives_500_with_an_error_id_and_no_text(self) -> None:
         with LogCapture().installed() as logs:
             answer = await self.call({"action": "Boom", "fields": {}})
         self.assertEqual(answer["status_code"], 500)
         self.assertNotIn("hunter2", str(answer))
-        error_id = answer["fields"]["error_id"]
-        self.assertIn(error_id, answer["message"])
+        error_id = answer["message"]["error_id"]
+        self.assertEqual(answer["message"]["code"], "INTERNAL_ERROR")
+        self.assertIn(error_id, answer["message"]["error"])
         self.assertIn(error_id, logs.text())
         self.assertIn("RuntimeError", logs.text())  # the traceback is in the log
         self.assertEqual(self.executor.stats["Boom"].errors, 1)
@@ -173,6 +258,14 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
     async def test_time_limit_gives_504(self) -> None:
         answer = await self.call({"action": "Slow", "fields": {}})
         self.assertEqual(answer["status_code"], 504)
+        self.assertEqual(
+            answer["message"],
+            {
+                "code": "TIMEOUT",
+                "error": "The action did not finish within 0.1 s",
+                "retryable": True,
+            },
+        )
 
     async def test_sync_run_uses_a_worker_thread(self) -> None:
         answer = await self.call({"action": "Blocking", "fields": {}})
@@ -183,7 +276,7 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         with LogCapture().installed() as logs:
             answer = await self.call({"action": "WrongType", "fields": {}})
         self.assertEqual(answer["status_code"], 500)
-        self.assertIn("action WrongType returned a builtins.dict instead of an", logs.text())
+        self.assertIn("action WrongType returned a builtins.dict, which is not its", logs.text())
         self.assertNotIn("Traceback", logs.text())
 
     async def test_a_missing_return_is_named_without_a_traceback(self) -> None:
@@ -198,6 +291,65 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
         self.executor.stop_accepting()
         answer = await self.call({"action": "Add", "fields": {"a": 1}})
         self.assertEqual(answer["status_code"], 503)
+        self.assertEqual(answer["message"]["code"], "SHUTTING_DOWN")
+        self.assertTrue(answer["message"]["retryable"])
+
+    async def test_a_result_is_validated_and_sent_as_the_message(self) -> None:
+        answer = await self.call({"action": "Typed", "fields": {"numbers": [1, 2, 3]}})
+        self.assertEqual(
+            answer,
+            {"status": "success", "status_code": 200, "message": {"total": 6}, "fields": None},
+        )
+        with LogCapture().installed() as logs:
+            wrong = await self.call(
+                {"action": "Typed", "fields": {"numbers": [], "wrong": True}}, ref="w"
+            )
+        self.assertEqual(wrong["status_code"], 500)
+        self.assertIn("action Typed returned a builtins.str, which is not its", logs.text())
+        self.assertIn(wrong["message"]["error_id"], logs.text())
+
+    async def test_an_action_response_of_a_type_validates_its_message(self) -> None:
+        answer = await self.call({"action": "Created", "fields": {"total": 5}})
+        self.assertEqual((answer["status_code"], answer["message"]), (201, {"total": 5}))
+        with LogCapture().installed():
+            wrong = await self.call({"action": "Created", "fields": {"total": "x"}}, ref="w")
+        self.assertEqual(wrong["status_code"], 500)
+
+    async def test_an_action_error_is_the_callers_error_object(self) -> None:
+        answer = await self.call({"action": "Refuses", "fields": {}})
+        self.assertEqual(answer["status_code"], 409)
+        self.assertEqual(
+            answer["message"],
+            {"code": "CONFLICT", "error": "already there", "retryable": True, "id": 7},
+        )
+
+    async def test_text_format_keeps_the_seeds_sentences(self) -> None:
+        executor = RequestExecutor(
+            ACTIONS, self.respond, lambda: (None, None), errors=ErrorAnswers("text")
+        )
+        self.addCleanup(executor.close)
+        executor.submit({"action": "Add", "fields": {}, "response_ref": "t1"})
+        executor.submit({"action": "Refuses", "fields": {}, "response_ref": "t2"})
+        await executor.drain(5)
+        invalid, refused = self.answers["t1"], self.answers["t2"]
+        self.assertEqual(invalid["message"], "Invalid fields: a: Field required")
+        self.assertEqual(invalid["fields"]["code"], "INVALID_FIELDS")
+        self.assertEqual((refused["status_code"], refused["message"]), (409, "already there"))
+
+    async def test_data_left_in_fields_is_warned_about_once(self) -> None:
+        with LogCapture().installed() as logs:
+            first = await self.call({"action": "SeedFields", "fields": {}}, ref="1")
+            await self.call({"action": "SeedFields", "fields": {}}, ref="2")
+            await self.call({"action": "Add", "fields": {"a": 1}}, ref="3")
+        # The seed's payload, unchanged.
+        self.assertEqual(
+            first,
+            {"status": "success", "status_code": 200, "message": "done", "fields": {"data": 1}},
+        )
+        warnings = [line for line in logs.text().splitlines() if "`fields`" in line]
+        self.assertEqual(len(warnings), 2, logs.text())  # SeedFields once, Add once
+        self.assertIn("action SeedFields answers with data in `fields`", warnings[0])
+        self.assertIn("return the data from run()", warnings[0])
 
     async def test_unanswerable_payloads_are_dropped(self) -> None:
         for payload in ([1], "x", {"action": "Add"}, {"action": "Add", "response_ref": 5}):

@@ -57,7 +57,7 @@ async def callers(call: Any, stop: asyncio.Event, outcome: Outcome) -> None:
             status, body = await call(action, fields)
             outcome.calls += 1
             outcome.statuses[status] += 1
-            if status == 200 and body.get("fields") != {"message": ident}:
+            if status == 200 and body.get("message") != {"message": ident}:
                 outcome.wrong_answers.append(ident)
             elif status == 408:
                 outcome.timed_out.append(ident)

@@ -27,9 +27,9 @@ class WhoAmI(ActionRunner):
     def description(cls) -> str:
         return "Says which consumer answered"
 
-    async def run(self, client: Any, websocket: Any) -> ActionResponse:
+    async def run(self, client: Any, websocket: Any) -> int:
         await asyncio.sleep(0.01)
-        return ActionResponse(status_code=200, fields=id(client))
+        return id(client)
 
 
 class Crash(ActionRunner):
@@ -83,50 +83,59 @@ class JoinTest(unittest.IsolatedAsyncioTestCase):
             client = consumer.client
             self.assertTrue(client.joined)
             self.assertIsNotNone(client.service)
-            assert client.service is not None and client.token is not None
+            assert client.service is not None
             self.assertEqual(client.service.id, hub.service_id)
-            self.assertIsNone(client.token.value)
+            # The join reply's token, with the value the client connected with (the hub
+            # never sends it back).
+            self.assertEqual(client.token.id, 1)
+            assert client.token.value is not None
+            self.assertEqual(client.token.value.get_secret_value(), next(iter(hub.tokens)))
             self.assertEqual(client.num_consumers, 1)
+            self.assertTrue(client.connected)
             self.assertEqual(hub.catalog, client.catalog)
 
     async def test_v2_serializer(self) -> None:
         async with hub_and_consumer(ACTIONS, phoenix_vsn="2.0.0") as (hub, _):
             status, body = await hub.request("Echo", {"message": "v2"})
-            self.assertEqual((status, body["fields"]), (200, {"message": "v2"}))
+            self.assertEqual((status, body["message"]), (200, {"message": "v2"}))
 
     async def test_each_status_code_through_the_hub(self) -> None:
         async with hub_and_consumer(ACTIONS) as (hub, _):
             cases = [
-                ("Greet", {"name": "Ada"}, 200, 200, "success"),
-                ("Greet", {"name": ""}, 400, 400, "error"),
-                ("Missing", {}, 404, 400, "error"),
-                ("Crash", {}, 500, 400, "error"),
-                ("Hang", {}, 504, 400, "error"),
+                ("Greet", {"name": "Ada"}, 200, 200, None),
+                ("Greet", {"name": ""}, 400, 400, "INVALID_FIELDS"),
+                ("Missing", {}, 404, 400, "UNKNOWN_ACTION"),
+                ("Crash", {}, 500, 400, "INTERNAL_ERROR"),
+                ("Hang", {}, 504, 400, "TIMEOUT"),
             ]
-            for action, fields, code, http_status, status in cases:
+            for action, fields, code, http_status, error_code in cases:
                 with self.subTest(action=action, code=code):
-                    got_http, body = await hub.request(action, fields)
-                    self.assertEqual(got_http, http_status)
-                    self.assertEqual((body["status_code"], body["status"]), (code, status))
+                    answer = await hub.call(action, fields)
+                    self.assertEqual(answer.status, http_status)
+                    self.assertEqual(answer.payload["status_code"], code)
+                    # The caller tells the errors apart by the code in the message.
+                    message = answer.body["message"]
+                    if error_code is not None:
+                        self.assertEqual(message["code"], error_code)
             _, body = await hub.request("Crash", {})
             self.assertNotIn("internal detail", str(body))
-            self.assertRegex(body["message"], r"error id [0-9a-f]{12}")
+            self.assertRegex(body["message"]["error"], r"error id [0-9a-f]{12}")
 
     async def test_a_response_that_is_not_json_costs_only_its_own_request(self) -> None:
         with LogCapture().installed() as logs:
             async with hub_and_consumer(ACTIONS) as (hub, _):
-                requests = [hub.request("Unencodable", {"kind": "object"})]
-                requests += [hub.request("Unencodable", {"kind": "surrogate"})]
-                requests += [hub.request("Echo", {"message": str(n)}) for n in range(20)]
+                requests = [hub.call("Unencodable", {"kind": "object"})]
+                requests += [hub.call("Unencodable", {"kind": "surrogate"})]
+                requests += [hub.call("Echo", {"message": str(n)}) for n in range(20)]
                 async with asyncio.timeout(10):
                     answers = await asyncio.gather(*requests)
-        (_, broken), (_, surrogate), *echoes = answers
+        broken, surrogate, *echoes = (answer.payload for answer in answers)
         self.assertEqual(broken["status_code"], 500)
-        self.assertIn(broken["fields"]["error_id"], logs.text())
+        self.assertIn(broken["message"]["error_id"], logs.text())
         self.assertEqual(surrogate["status_code"], 200)
         self.assertEqual(surrogate["fields"], {"text": "\ud800", "big": 2**70})
         self.assertEqual(
-            [body["fields"]["message"] for _, body in echoes], [str(n) for n in range(20)]
+            [payload["message"]["message"] for payload in echoes], [str(n) for n in range(20)]
         )
 
     async def test_post_through_the_http_front(self) -> None:
@@ -139,18 +148,18 @@ class JoinTest(unittest.IsolatedAsyncioTestCase):
             async with session.post(hub.http_url + "/", json=body) as response:
                 self.assertEqual(response.status, 200)
                 answer = await response.json()
-            self.assertEqual(answer["status"], "success")
-            self.assertEqual(answer["fields"], {"lines": ["Ada", "1 Main St", "X"]})
+            self.assertEqual(answer, {"status": "success", "message": ["Ada", "1 Main St", "X"]})
 
     async def test_sync_action_in_a_thread(self) -> None:
         async with hub_and_consumer(ACTIONS) as (hub, _):
             status, body = await hub.request("BlockingSum", {"numbers": [1, 2, 3.5]})
-            self.assertEqual((status, body["fields"]), (200, {"sum": 6.5}))
+            self.assertEqual((status, body["message"]), (200, 6.5))
 
     async def test_the_seed_signature_gets_the_connected_client_and_websocket(self) -> None:
         async with hub_and_consumer(ACTIONS) as (hub, _):
-            status, body = await hub.request("SeedEcho", {"message": "old"})
-            self.assertEqual((status, body["fields"]), (200, {"message": "old", "connected": True}))
+            answer = await hub.call("SeedEcho", {"message": "old"})
+            self.assertEqual(answer.status, 200)
+            self.assertEqual(answer.payload["fields"], {"message": "old", "connected": True})
 
     async def test_one_log_line_per_request_without_the_token(self) -> None:
         with LogCapture().installed() as logs:
@@ -203,7 +212,7 @@ class ConcurrencyTest(unittest.IsolatedAsyncioTestCase):
             await hub.wait_for_joined(2)
             await wait_until(lambda: first.client.num_consumers == 2)
             results = await asyncio.gather(*(hub.request("WhoAmI", {}) for _ in range(20)))
-            answered_by = [body["fields"] for _, body in results]
+            answered_by = [body["message"] for _, body in results]
             self.assertEqual(
                 sorted(set(answered_by)), sorted({id(first.client), id(second.client)})
             )

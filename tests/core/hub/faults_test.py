@@ -32,7 +32,7 @@ class FrontFaultTest(unittest.IsolatedAsyncioTestCase):
                     front.mode = Mode.PROXY
                     await consumer.joined(timeout=10)
                     status, body = await hub.request("Echo", {"message": mode.value})
-                    self.assertEqual((status, body["fields"]), (200, {"message": mode.value}))
+                    self.assertEqual((status, body["message"]), (200, {"message": mode.value}))
                     self.assertEqual(await consumer.stop(), 0)
                 failures = [line for line in logs.lines if "cannot connect" in line]
                 self.assertGreaterEqual(len(failures), 1)
@@ -65,7 +65,7 @@ class FrontFaultTest(unittest.IsolatedAsyncioTestCase):
             front.cut()
             front.hold_upstream = False
             status, body = await asyncio.wait_for(call, 10)
-            self.assertEqual((status, body["fields"]), (200, {"message": "held"}))
+            self.assertEqual((status, body["message"]), (200, {"message": "held"}))
             self.assertEqual(client.outbox.resent, 1)
             self.assertEqual(await consumer.stop(), 0)
 

@@ -82,7 +82,8 @@ class BatchTest(OutboxTestCase):
         self.assertEqual(replaced["status_code"], 500)
         bad, good = self.responses()
         self.assertEqual(bad.payload["status_code"], 500)
-        self.assertIn("error id", bad.payload["message"])
+        self.assertEqual(bad.payload["message"]["code"], "INTERNAL_ERROR")
+        self.assertIn("error id", bad.payload["message"]["error"])
         self.assertEqual(good.payload["fields"], 1)
 
 

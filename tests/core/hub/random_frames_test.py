@@ -102,7 +102,7 @@ class RandomFramesTest(unittest.TestCase):
             return await self.hub.request("Echo", {"message": "ping"}, timeout=10)
 
         status, body = self.run_on_loop(scenario())
-        self.assertEqual((status, body["fields"]), (200, {"message": "ping"}))
+        self.assertEqual((status, body["message"]), (200, {"message": "ping"}))
         self.assertFalse(self.consumer.task.done())
 
 

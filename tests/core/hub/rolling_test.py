@@ -51,7 +51,7 @@ async def load(
             statuses[status] += 1
             if status == 408:
                 timed_out.append(ident)
-            if status == 200 and body.get("fields") != {"message": ident}:
+            if status == 200 and body.get("message") != {"message": ident}:
                 statuses[-1] += 1  # somebody else's answer
             if status != 200:
                 await asyncio.sleep(0.01)

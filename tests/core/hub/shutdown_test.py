@@ -36,7 +36,7 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
             await asyncio.sleep(0.3)  # the five requests have started
             process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.2)
-            _late_status, late = await hub.request("Echo", {"message": "late"})
+            late = (await hub.call("Echo", {"message": "late"})).payload
             results = await asyncio.gather(*running)
             code = await asyncio.wait_for(process.wait(), 30)
             _, stderr = await process.communicate()
@@ -49,10 +49,10 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
     async def test_grace_period_cuts_long_requests_short(self) -> None:
         async with LocalHub() as hub:
             process = await self.start_service(hub, SHUTDOWN_GRACE_SECONDS="0.5")
-            running = asyncio.ensure_future(hub.request("Sleep", {"seconds": 10}))
+            running = asyncio.ensure_future(hub.call("Sleep", {"seconds": 10}))
             await asyncio.sleep(0.3)
             process.send_signal(signal.SIGTERM)
-            _status, body = await asyncio.wait_for(running, 10)
+            body = (await asyncio.wait_for(running, 10)).payload
             code = await asyncio.wait_for(process.wait(), 10)
         self.assertEqual((code, body["status_code"]), (0, 503))
 

@@ -8,7 +8,7 @@ import unittest
 from pathlib import Path
 
 from core.hub.event_handler import EventHandler
-from core.model.registry import ActionRegistry, DiscoveryError
+from core.model.registry import DiscoveryError, discover, import_modules
 from core.model.runner import ActionRunner
 from core.settings import PROJECT_ROOT
 
@@ -43,7 +43,7 @@ class DiscoverTest(unittest.TestCase):
         self.write("nested/two.py", ACTION.format(name="Two"))
         # A module that imports an action from another module does not count it twice.
         self.write("reexport.py", "from core.action_response import ActionResponse\n")
-        found = ActionRegistry.discover(self.folder, ActionRunner)
+        found = discover(self.folder, ActionRunner)
         self.assertEqual(list(found), ["One", "Two"])
         self.assertTrue(all(issubclass(cls, ActionRunner) for cls in found.values()))
 
@@ -57,13 +57,13 @@ class DiscoverTest(unittest.TestCase):
                 pass
             """,
         )
-        self.assertEqual(ActionRegistry.discover(self.folder, ActionRunner), {})
+        self.assertEqual(discover(self.folder, ActionRunner), {})
 
     def test_a_failing_module_names_its_file(self) -> None:
         self.write("good.py", ACTION.format(name="Good"))
         bad = self.write("bad.py", "import module_that_does_not_exist\n")
         with self.assertRaises(DiscoveryError) as caught:
-            ActionRegistry.discover(self.folder, ActionRunner)
+            discover(self.folder, ActionRunner)
         self.assertIn(str(bad), str(caught.exception))
         self.assertIn("ModuleNotFoundError", str(caught.exception))
 
@@ -71,7 +71,7 @@ class DiscoverTest(unittest.TestCase):
         first = self.write("a.py", ACTION.format(name="Same"))
         second = self.write("b/c.py", ACTION.format(name="Same"))
         with self.assertRaises(DiscoveryError) as caught:
-            ActionRegistry.discover(self.folder, ActionRunner)
+            discover(self.folder, ActionRunner)
         message = str(caught.exception)
         self.assertIn(str(first), message)
         self.assertIn(str(second), message)
@@ -93,32 +93,32 @@ class DiscoverTest(unittest.TestCase):
         )
         self.write("good.py", ACTION.format(name="Good"))
         with self.assertRaises(DiscoveryError) as caught:
-            ActionRegistry.discover(self.folder, ActionRunner)
+            discover(self.folder, ActionRunner)
         self.assertIn(f"{bad}: ", str(caught.exception))
         self.assertIn("Odd.run must take (self, ctx) or", str(caught.exception))
 
     def test_import_modules_imports_each_module_in_file_order(self) -> None:
         self.write("b.py", "VALUE = 'b'\n")
         self.write("a/c.py", "VALUE = 'c'\n")
-        modules = ActionRegistry.import_modules(self.folder)
+        modules = import_modules(self.folder)
         self.assertEqual([module.VALUE for module in modules], ["c", "b"])
         self.write("broken.py", "raise RuntimeError('no')\n")
         with self.assertRaisesRegex(DiscoveryError, "broken.py: RuntimeError: no"):
-            ActionRegistry.import_modules(self.folder)
+            import_modules(self.folder)
 
     def test_missing_folder(self) -> None:
         with self.assertRaises(DiscoveryError):
-            ActionRegistry.discover(self.folder / "nope", ActionRunner)
+            discover(self.folder / "nope", ActionRunner)
 
     def test_a_path_the_system_refuses_is_a_discovery_error(self) -> None:
         # ACTIONS_PATH can hold any text; a name too long to look up must not escape as OSError.
         with self.assertRaises(DiscoveryError) as caught:
-            ActionRegistry.discover(self.folder / ("x" * 5000), ActionRunner)
+            discover(self.folder / ("x" * 5000), ActionRunner)
         self.assertIn("cannot be read", str(caught.exception))
         self.assertLess(len(str(caught.exception)), 500)
 
     def test_project_events_are_keyed_by_event_name(self) -> None:
-        events = ActionRegistry.discover(PROJECT_ROOT / "events", EventHandler)
+        events = discover(PROJECT_ROOT / "events", EventHandler)
         for name in (
             "request",
             "service_updated",
@@ -130,13 +130,29 @@ class DiscoverTest(unittest.TestCase):
             self.assertIn(name, events)
             self.assertEqual(events[name].event, name)
 
-    def test_registry_catalog(self) -> None:
-        self.write("one.py", ACTION.format(name="One"))
-        registry = ActionRegistry(ActionRegistry.discover(self.folder, ActionRunner))
-        self.assertEqual(registry.catalog(), {"One": {"description": "One action", "fields": {}}})
-        self.assertIsNotNone(registry.get("One"))
-        self.assertIsNone(registry.get("Two"))
-        self.assertEqual(registry.json_schemas()["One"]["description"], "One action")
+    def test_an_action_whose_result_type_cannot_be_read_names_its_file(self) -> None:
+        self.write(
+            "typed.py",
+            """
+            from __future__ import annotations
+            from typing import TYPE_CHECKING
+            from core import ActionRunner
+            if TYPE_CHECKING:
+                from elsewhere import Result
+
+            class Typed(ActionRunner):
+                @classmethod
+                def description(cls):
+                    return "typed"
+
+                async def run(self, ctx) -> Result:
+                    raise NotImplementedError
+            """,
+        )
+        with self.assertRaises(DiscoveryError) as caught:
+            discover(self.folder, ActionRunner)
+        self.assertIn("typed.py", str(caught.exception))
+        self.assertIn("'Result', cannot be resolved", str(caught.exception))
 
 
 if __name__ == "__main__":

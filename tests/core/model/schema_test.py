@@ -65,24 +65,45 @@ class Outer(ActionRunner):
 
 class CatalogTest(unittest.TestCase):
     def test_the_protocol_page_example(self) -> None:
-        self.assertEqual(
-            Foo.to_dict(),
-            {
-                "description": "...",
-                "fields": {
-                    "foo": {"type": "string", "description": "The foo value", "default": "Foo"},
-                    "bar": {"type": "string", "description": "The bar value"},
-                },
+        entry = {
+            "description": "...",
+            "fields": {
+                "foo": {"type": "string", "description": "The foo value", "default": "Foo"},
+                "bar": {"type": "string", "description": "The bar value"},
             },
+        }
+        self.assertEqual(Foo.catalog_entry(), entry)
+        # Keyed by the discriminator, as the seed's: entries merge into a catalog.
+        self.assertEqual(Foo.to_dict(), {"Foo": entry})
+        self.assertEqual({**Foo.to_dict(), **Outer.to_dict()}.keys(), {"Foo", "Outer"})
+
+    def test_to_json_is_the_seeds_text(self) -> None:
+        # The standard library's separators, and its indent when one is given.
+        self.assertEqual(
+            Foo.to_json(),
+            '{"Foo": {"description": "...", "fields": {"foo": {"type": "string", '
+            '"description": "The foo value", "default": "Foo"}, "bar": {"type": "string", '
+            '"description": "The bar value"}}}}',
+        )
+        indented = Foo.to_json(indent=2)
+        self.assertTrue(indented.startswith('{\n  "Foo": {\n    "description": "...",'))
+        self.assertEqual(json.loads(indented), Foo.to_dict())
+
+    def test_a_nested_schema_with_a_default_has_no_default_key(self) -> None:
+        class WithDefault(ActionSchema):
+            inner: Inner = Field(default=Inner(), description="ignored")
+
+            @classmethod
+            def description(cls) -> str:
+                return "nested with a default"
+
+        self.assertEqual(
+            WithDefault.catalog_fields()["inner"],
+            {"type": "Inner", **Inner.catalog_entry()},
         )
 
-    def test_to_json_is_compact_and_equal(self) -> None:
-        text = Foo.to_json()
-        self.assertNotIn(" ", text.replace("The foo value", "").replace("The bar value", ""))
-        self.assertEqual(json.loads(text), Foo.to_dict())
-
     def test_nested_optional_and_other_fields(self) -> None:
-        fields = Outer.to_dict()["fields"]
+        fields = Outer.catalog_fields()
         self.assertEqual(
             fields["middle"],
             {

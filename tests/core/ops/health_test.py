@@ -178,7 +178,7 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
                 first = asyncio.ensure_future(hub.request("OneAtATime", {}))
                 second = asyncio.ensure_future(hub.request("OneAtATime", {}))
                 await wait_until(lambda: stats["OneAtATime"].waiting == 1)
-                overrun = await hub.request("Overrun", {})
+                overrun = await hub.call("Overrun", {})
                 _, during = await self.get(server, "/metrics")
                 OneAtATime.gate.set()
                 await asyncio.gather(first, second)
@@ -188,7 +188,7 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
             finally:
                 await server.stop()
                 await consumer.stop()
-        self.assertEqual(overrun[1]["status_code"], 504)
+        self.assertEqual(overrun.payload["status_code"], 504)
         self.assertIn('plugboard_requests_waiting{action="OneAtATime"} 1.0', during)
         self.assertIn("plugboard_worker_threads 7.0", during)
         self.assertIn("plugboard_worker_threads_busy 1.0", during)

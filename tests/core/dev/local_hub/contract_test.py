@@ -9,8 +9,13 @@ What comes back is compared after `normalize` sets aside what legitimately diffe
 A step that expects no answer is followed by a heartbeat, and what arrives before its reply
 is the answer (both hubs handle one socket's frames in order), so no test waits on a timer.
 
-Not compared here (too slow or not reachable from outside): the 408 after 30 s, the 1002
-after 60 s of silence, and a well-formed v2 binary push (see `LocalHub`'s notes).
+The HTTP front's answers are compared byte for byte (status, content type and body), for
+raw payloads and for the service's own answers (`ServiceAnswersTest`: the service's client
+against each hub, its invalid fields, unknown action and failure). The 408 is compared too,
+with both hubs waiting at once so that the real hub's 30 s are paid once.
+
+Not compared here (too slow or not reachable from outside): the 1002 after 60 s of silence,
+and a well-formed v2 binary push (see `LocalHub`'s notes).
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ import re
 import unittest
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from core import ActionRunner, Context
 from core.dev.local_hub.hub import LocalHub
+from core.hub.client import PlugboardClient
+from tests.support import EVENTS, FIXTURE_ACTIONS, Consumer, fast_settings
 from tests.support_phoenix import PhoenixHub, skip_without_phoenix_hub
 
 TOKEN = "contract-token"
@@ -490,22 +498,9 @@ class ContractTest(unittest.IsolatedAsyncioTestCase):
     async def post(
         self, target: Target, body: Any = None, *, raw: str | None = None, **options: Any
     ) -> list[Any]:
-        """A request to the front: ``[status, body]`` with only the real hub's keys."""
-        method = options.pop("method", "POST")
-        path = options.pop("path", "/")
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(
-                method,
-                target.http_url + path,
-                data=raw if raw is not None else json.dumps(body),
-                headers={"Content-Type": "application/json"},
-            ) as response,
-        ):
-            answer = await response.json()
-        # The local hub's developer extension (status_code, fields) is set aside.
-        kept = {key: answer[key] for key in ("status", "message", "errors") if key in answer}
-        return [response.status, kept]
+        """A request to the front: ``[status, content type, body]``, the body as the text
+        the hub sent (so that the comparison is byte for byte)."""
+        return await front_answer(target.http_url, body, raw=raw, **options)
 
     async def test_http_front(self) -> None:
         for vsn in (V1, V2):
@@ -529,6 +524,8 @@ class ContractTest(unittest.IsolatedAsyncioTestCase):
                         (1, {"status": "success"}),
                         (1, {"message": "no status"}),
                         (1, ["not", "an", "object"]),
+                        (1, {"status": "success", "message": TRICKY_VALUES, "fields": [1]}),
+                        (1, {"status": "error", "message": {"b": {"z": 1, "a": 2}, "A": None}}),
                     ):
                         request = asyncio.create_task(
                             self.post(target, {**call, "service_id": service_id})
@@ -549,12 +546,127 @@ class ContractTest(unittest.IsolatedAsyncioTestCase):
                     transcript[0],
                     [
                         422,
-                        {
-                            "status": "error",
-                            "message": ("No service consumers are available to handle the request"),
-                        },
+                        "application/json; charset=utf-8",
+                        '{"message":"No service consumers are available to handle the '
+                        'request","status":"error"}',
                     ],
                 )
+
+    async def test_a_request_nobody_answers_is_408(self) -> None:
+        async def unanswered(target: Target) -> list[Any]:
+            websocket = await connect(self.url(target), proxy=None, open_timeout=RECV_TIMEOUT)
+            try:
+                socket = Socket(websocket, V1)
+                await socket.exchange(socket.frame("phx_join", "1", join_ref="1"))
+                return await self.post(target, {"service_id": 1, "action": "Echo", "fields": {}})
+            finally:
+                await websocket.close()
+
+        # Both hubs wait at once (30 s each): the real hub's wait is paid once.
+        phoenix, local = await asyncio.gather(*(unanswered(target) for target in self.targets))
+        self.assertEqual(local, phoenix)
+        self.assertEqual(
+            phoenix,
+            [
+                408,
+                "application/json; charset=utf-8",
+                '{"message":"Request timed out","status":"error"}',
+            ],
+        )
+
+
+# Values whose JSON text the hub writes its own way (key order, floats, escapes).
+TRICKY_VALUES: Final = {
+    "z": [0.1, 1e100, 1e-7, 123456789012345.0, 1e16, -0.0, 1 / 3, 6.0, 100.0, 1000.0, 0.0001],
+    "a": 'tab\tnew line\n control\u0001 quote" slash/ \u00e9 \u2028 \U0001f600',
+    "m": {"beta": 2**70, "Alpha": True, "alpha": None, "_": []},
+}
+
+
+async def front_answer(
+    http_url: str,
+    body: Any = None,
+    *,
+    raw: str | None = None,
+    method: str = "POST",
+    path: str = "/",
+) -> list[Any]:
+    """One request to a hub's front: ``[status, content type, body text]``."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            http_url + path,
+            data=raw if raw is not None else json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        ) as response,
+    ):
+        return [response.status, response.headers.get("Content-Type"), await response.text()]
+
+
+class Raises(ActionRunner):
+    """An action that fails: its caller gets the 500's error object."""
+
+    @classmethod
+    def description(cls) -> str:
+        return "Raises"
+
+    async def run(self, ctx: Context) -> None:
+        raise RuntimeError("internal detail")
+
+
+@skip_without_phoenix_hub
+class ServiceAnswersTest(unittest.IsolatedAsyncioTestCase):
+    """The service's own client behind each hub: what a caller gets, byte for byte equal."""
+
+    async def test_results_and_errors_reach_the_caller_alike(self) -> None:
+        phoenix = await self.enterAsyncContext(
+            PhoenixHub((TOKEN,), service_name=SERVICE_NAME, http_mode="vera")
+        )
+        local = await self.enterAsyncContext(LocalHub(tokens=(TOKEN,), service_name=SERVICE_NAME))
+        calls = [
+            ("Greet", {"name": "Ada"}),
+            ("FormatAddress", {"recipient": "Ada", "address": {"street": "1 Main", "city": "X"}}),
+            ("BlockingSum", {"numbers": [1, 2, 3.5]}),
+            ("Greet", {"name": "", "greeting": 5}),
+            ("NoSuchAction", {}),
+            ("Raises", {}),
+            ("SeedEcho", {"message": "old"}),
+        ]
+        answers: dict[str, list[list[Any]]] = {}
+        for name, websocket_url, http_url in (
+            ("phoenix", phoenix.websocket_url, phoenix.http_url),
+            ("local", local.websocket_url, local.http_url),
+        ):
+            settings = fast_settings(None, websocket_url=websocket_url, token=TOKEN)
+            consumer = await Consumer(
+                PlugboardClient(settings, {**FIXTURE_ACTIONS, "Raises": Raises}, EVENTS)
+            ).joined()
+            try:
+                call = {"service_id": 1}
+                answers[name] = [
+                    await front_answer(http_url, {**call, "action": action, "fields": fields})
+                    for action, fields in calls
+                ]
+            finally:
+                await consumer.stop()
+        # The error ids differ from run to run; the rest must be the same bytes.
+        ids = re.compile(r"[0-9a-f]{12}")
+        self.assertEqual(
+            [[status, kind, ids.sub("<id>", text)] for status, kind, text in answers["local"]],
+            [[status, kind, ids.sub("<id>", text)] for status, kind, text in answers["phoenix"]],
+        )
+        bodies = [json.loads(text) for _, _, text in answers["phoenix"]]
+        self.assertEqual(bodies[0], {"status": "success", "message": {"greeting": "Hello, Ada!"}})
+        self.assertEqual(bodies[1]["message"], ["Ada", "1 Main", "X"])
+        self.assertEqual(bodies[2]["message"], 6.5)
+        codes = [body["message"]["code"] for body in bodies[3:6]]
+        self.assertEqual(codes, ["INVALID_FIELDS", "UNKNOWN_ACTION", "INTERNAL_ERROR"])
+        self.assertEqual(
+            [error["field"] for error in bodies[3]["message"]["errors"]], ["name", "greeting"]
+        )
+        # A seed-style action's data stays in `fields`: the caller never gets it.
+        self.assertEqual(bodies[6], {"status": "success", "message": None})
 
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ class RoutingTest(LocalHubTestCase):
                     "topic": "service",
                     "event": "response",
                     "ref": push["payload"]["response_ref"],
-                    "payload": {"status": "success", "message": None, "fields": n},
+                    "payload": {"status": "success", "message": n},
                 },
             )
         results = await asyncio.gather(*calls)
-        self.assertEqual([body["fields"] for _, body in results], [0, 1, 2, 3])
+        self.assertEqual([body["message"] for _, body in results], [0, 1, 2, 3])
 
     async def test_max_in_flight_queues_requests(self) -> None:
         self.hub = await self.start_hub(max_in_flight=1)
