@@ -5,12 +5,14 @@ release (deploy/kubernetes, README "Kubernetes"), under a steady load of HTTP ca
 
 * ``recreate`` (the catalog-change overlay, ``strategy: Recreate``): N replicas serving
   catalog A get SIGTERM together; once all have exited, N replicas serving catalog B start.
-  The hub has no consumer in between and answers callers 422: the gap.
+  The hub has no consumer in between and answers callers 422: the gap. A replica that finds
+  itself the only one joined when its SIGTERM arrives (always so with ``--replicas 1``)
+  serves until its grace period (``--grace``) ends before it leaves, since nobody else can
+  join meanwhile.
 * ``rolling`` (the default RollingUpdate, same catalog): N new replicas start and become
-  ready (``/readyz``) before the N old ones get SIGTERM. Callers should see no failure, but
-  for a request the hub hands a replica in the instant it leaves: the replica answers it 503
-  after its ``phx_leave``, the hub has closed the channel by then ("unmatched topic"), and
-  the caller waits for the hub's 408.
+  ready (``/readyz``) before the N old ones get SIGTERM, which leave the hub's rotation at
+  once and serve what still reaches them. Callers should see no failure.
+  ``python -m bench.deploys`` replaces replicas one at a time, as the manifests' surge does.
 
 The hub is the local hub, in this process, unless ``--hub-http``, ``--hub-websocket``,
 ``--token`` and ``--service-id`` name another one (for example the real Phoenix hub), which
@@ -115,7 +117,9 @@ def free_port() -> int:
             return port
 
 
-async def start_replica(hub: Hub, actions: Path, work: Path, name: str) -> Replica:
+async def start_replica(
+    hub: Hub, actions: Path, work: Path, name: str, grace: float = 25.0
+) -> Replica:
     """Start one replica serving `actions`; it logs to a file in its own folder."""
     folder = work / name
     folder.mkdir()
@@ -127,7 +131,7 @@ async def start_replica(hub: Hub, actions: Path, work: Path, name: str) -> Repli
         "ACTIONS_PATH": str(actions),
         "HEALTH_PORT": str(port),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "SHUTDOWN_GRACE_SECONDS": "25",
+        "SHUTDOWN_GRACE_SECONDS": f"{grace:g}",
     }
     log = folder / "replica.log"
     with log.open("wb") as handle:
@@ -166,11 +170,11 @@ async def wait_ready(session: aiohttp.ClientSession, replicas: list[Replica], ev
     raise RuntimeError(f"replicas not ready after {READY_TIMEOUT:g} s; see their logs")
 
 
-async def stop(replicas: list[Replica]) -> None:
+async def stop(replicas: list[Replica], signum: int = signal.SIGTERM) -> None:
     """SIGTERM every replica and wait until all have exited (as Recreate waits for pods)."""
     for replica in replicas:
         if replica.process.returncode is None:
-            replica.process.send_signal(signal.SIGTERM)
+            replica.process.send_signal(signum)
     codes = await asyncio.wait_for(
         asyncio.gather(*(replica.process.wait() for replica in replicas)), STOP_TIMEOUT
     )
@@ -247,7 +251,7 @@ async def switch(args: argparse.Namespace, hub: Hub, work: Path) -> dict[str, An
 
     async def start_all(replicas: list[Replica], catalog: Path, prefix: str) -> None:
         for index in range(args.replicas):
-            replicas.append(await start_replica(hub, catalog, work, f"{prefix}{index}"))
+            replicas.append(await start_replica(hub, catalog, work, f"{prefix}{index}", args.grace))
 
     async with aiohttp.ClientSession() as session:
         try:
@@ -287,8 +291,9 @@ async def switch(args: argparse.Namespace, hub: Hub, work: Path) -> dict[str, An
                 stop_at.set()
                 calls = [call for caller in await asyncio.gather(*callers) for call in caller]
         finally:
-            # Never leave a replica behind, whatever failed above.
-            await stop(old + new)
+            # Never leave a replica behind, whatever failed above. SIGINT: they leave at once
+            # (on SIGTERM the last one would serve until its grace ends).
+            await stop(old + new, signal.SIGINT)
     counts = collections.Counter(result for _, _, result in calls)
     refused = [answered for _, answered, result in calls if result == "422"]
     return {
@@ -332,6 +337,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="callers posting at once")
     parser.add_argument(
         "--settle", type=float, default=2.0, help="seconds of load before and after"
+    )
+    parser.add_argument(
+        "--grace", type=float, default=25.0, help="the replicas' SHUTDOWN_GRACE_SECONDS (25)"
     )
     parser.add_argument(
         "--call-timeout", type=float, default=5.0, help="seconds before a call counts as lost"

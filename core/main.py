@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -181,8 +182,15 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
             await health.start()
             stack.push_async_callback(health.stop)
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, client.request_shutdown, signum)
+        # SIGTERM is the orchestrator's stop (Kubernetes, docker stop, compose, systemd): the
+        # service's last joined replica keeps serving until another joins. SIGINT is a person
+        # at a terminal (or --reload replacing the service), who wants it gone; and with
+        # --local the hub goes with the process, so nobody can take over.
+        loop.add_signal_handler(
+            signal.SIGTERM,
+            functools.partial(client.request_shutdown, signal.SIGTERM, hold_if_last=not local),
+        )
+        loop.add_signal_handler(signal.SIGINT, client.request_shutdown, signal.SIGINT)
         logger.info("serving %d action(s): %s", len(actions), ", ".join(actions) or "-")
         return await client.run()
 

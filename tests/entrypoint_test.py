@@ -177,6 +177,8 @@ class LifespanServiceTest(unittest.IsolatedAsyncioTestCase):
             self.workdir,
             ACTIONS_PATH=str(LIFESPAN_ACTIONS),
             LIFESPAN_LOG=str(self.log),
+            # The only replica: on SIGTERM it serves until its grace ends (no other joins).
+            SHUTDOWN_GRACE_SECONDS="1",
             **env,
         )
         self.addAsyncCleanup(replica.kill)
@@ -359,6 +361,8 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
             self.workdir,
             ACTIONS_PATH=str(actions),
             PYTHONPROFILEIMPORTTIME="1",
+            # The only replica, idle: on SIGTERM it leaves once its grace (none) ends.
+            SHUTDOWN_GRACE_SECONDS="0",
             **env,
         )
         self.addAsyncCleanup(replica.kill)

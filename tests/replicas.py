@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 
 from core.settings import VARIABLES
@@ -15,6 +17,8 @@ from tests.support import ROOT
 
 # Settings the test decides; never inherited from the shell that runs the tests.
 REPLICA_VARIABLES = (*VARIABLES, "FIXTURE_ANSWERED_FILE")
+# The one line per answered request (core.log.RequestLog), in the text format.
+REQUEST_LINE = re.compile(r" core\.requests: action=\S* status=(\d+) ")
 
 
 class Replica:
@@ -86,6 +90,13 @@ class Replica:
     def log(self) -> str:
         """Every line so far."""
         return "\n".join(self.lines)
+
+    def answered(self) -> Counter[int]:
+        """The requests it logged so far, by the status code it answered (a running replica
+        writes its request lines within milliseconds, an exiting one before it exits)."""
+        return Counter(
+            int(match.group(1)) for line in self.lines if (match := REQUEST_LINE.search(line))
+        )
 
     async def _read(self) -> None:
         assert self._process is not None and self._process.stderr is not None

@@ -3,8 +3,11 @@ changes, keeping the local hub up.
 
 This process runs the local hub and watches the actions folder (with watchfiles, a
 development requirement); the service runs as a child process (``python entrypoint.py``,
-pointed at the hub), started again after each change: the old one drains as on SIGTERM, so a
-caller sees its 503 or, until the new one has joined, the hub's 422, and never a dead hub.
+pointed at the hub), started again after each change: the old one is stopped with SIGINT, as
+from a terminal, so it leaves the hub's rotation at once (on SIGTERM the service's last
+replica keeps serving until another joins, and the new one starts only once it exited),
+serves what still reaches it and delivers every answer; a caller sees an answer or, until
+the new one has joined, the hub's 422, and never a dead hub.
 A child that fails to start (a syntax error in an action) is reported, and the next change
 starts it again.
 """
@@ -135,10 +138,11 @@ async def _until(*events: asyncio.Event, also: asyncio.Future[int] | None = None
 async def _terminate(
     child: asyncio.subprocess.Process, exited: asyncio.Future[int], timeout: float
 ) -> None:
-    """SIGTERM (the graceful drain), then SIGKILL if it is still running after `timeout`."""
+    """SIGINT (the graceful drain, leaving at once), then SIGKILL if it is still running
+    after `timeout`."""
     if child.returncode is None:
         with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(signal.SIGINT)
     try:
         await asyncio.wait_for(asyncio.shield(exited), timeout)
     except TimeoutError:

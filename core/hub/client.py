@@ -37,6 +37,7 @@ from core.execution.executor import RequestExecutor
 from core.execution.responses import ErrorAnswers
 from core.hub.backoff import RECONNECT_DELAYS, REFUSED_DELAYS, REJOIN_DELAYS, Backoff
 from core.hub.channel import reply_parts
+from core.hub.drain import Drain, Link, Step
 from core.hub.event_handler import EventHandler, payload_item
 from core.hub.outbox import ResponseOutbox
 from core.hub.phoenix import PHX_REPLY, Message, serializer_for
@@ -179,7 +180,6 @@ class PlugboardClient:
             errors=errors,
         )
         self._socket.outbox = self.outbox
-        self.outbox.on_settled = self._settled
         # TransportHandler: every text message goes straight to the socket.
         self.frame_received = self._socket.frame_received
         self.websocket: HubTransport | None = None
@@ -198,13 +198,13 @@ class PlugboardClient:
         if token is None:
             token = Token(value=SecretStr(settings.token) if settings.token else None)
         self.token = token
-        self.num_consumers = num_consumers
+        self._num_consumers = num_consumers
         self.connected = connected
 
         # Waiting points (asyncio.Event needs no running loop to be made).
         self._joined = asyncio.Event()
         self._left = asyncio.Event()
-        self._settled_event = asyncio.Event()
+        self._consumers_changed = asyncio.Event()
         self._stopped = asyncio.Event()
         self._reconnect = Backoff(RECONNECT_DELAYS)  # reset by a successful join
         self._background: set[asyncio.Task[Any]] = set()
@@ -236,6 +236,18 @@ class PlugboardClient:
     def join_ref(self) -> str | None:
         """The ref of the current join, if any."""
         return self._channel.join_ref
+
+    @property
+    def num_consumers(self) -> int:
+        """Consumers joined to the service, this one included, as the hub last said: the join
+        reply carries the count, and the ``num_consumers`` push follows every other join and
+        leave (0 until the hub says)."""
+        return self._num_consumers
+
+    @num_consumers.setter
+    def num_consumers(self, count: int) -> None:
+        self._num_consumers = count
+        self._consumers_changed.set()  # a last replica that holds waits for another to join
 
     @property
     def kept_responses(self) -> int:
@@ -300,21 +312,27 @@ class PlugboardClient:
         self.executor.close()
         return self.exit_code
 
-    def request_shutdown(self, signum: int | None = None) -> None:
-        """Begin a graceful shutdown (SIGTERM, SIGINT); a second call exits at once."""
+    def request_shutdown(self, signum: int | None = None, *, hold_if_last: bool = False) -> None:
+        """Begin a graceful shutdown (SIGTERM, SIGINT); a second call exits at once.
+
+        The replica leaves the hub's rotation at once, serves what still reaches it and
+        delivers every answer (`core.hub.drain`). With `hold_if_last` (the orchestrator's
+        SIGTERM), the service's only joined replica first keeps serving until another joins
+        or the grace period ends: with none joined, the hub answers callers 422.
+        """
         if self.shutting_down:
             logger.warning("second signal: exiting now without waiting for running requests")
             request_log.flush()  # os._exit skips atexit, which writes the last request lines
             os._exit(128 + (signum or signal.SIGTERM))
         self.shutting_down = True
-        self._spawn(self._shutdown())
+        self._spawn(self._shutdown(hold_if_last))
 
     def stop(self, exit_code: int = 0) -> None:
         """Leave, close and return from `run()` without reconnecting (service deleted)."""
         self.shutting_down = True
         self.exit_code = exit_code
         self.executor.stop_accepting()
-        self._spawn(self._leave_and_close(None))
+        self._spawn(self._leave_and_close())
 
     def dispatch(self, event: str, message: Message) -> None:
         """Hand `message` to the handler registered for `event` (the ``events/`` modules)."""
@@ -489,9 +507,6 @@ class PlugboardClient:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _settled(self) -> None:
-        self._settled_event.set()
-
     def _warn_on_url_size(self) -> None:
         size = len(self.connection_url().encode())
         if size > URL_SIZE_WARNING:
@@ -545,73 +560,91 @@ class PlugboardClient:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), delay)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, hold_if_last: bool) -> None:
+        """Drain (`core.hub.drain`), then close for good."""
         grace = self.settings.shutdown_grace_seconds
-        deadline = time.monotonic() + grace
-        self.executor.stop_accepting()
-        logger.info(
-            "shutting down: new requests get 503; waiting up to %.0f s for %d running",
-            grace,
-            self.executor.in_flight,
-        )
-        if not await self.executor.drain(grace):
+        drain = Drain(self._clock, grace)
+        if hold_if_last and drain.starts_holding(self._link()):
             logger.warning(
-                "%d request(s) still running after %.0f s; cancelling them",
+                "shutting down as the service's only joined replica: once it leaves, callers "
+                "get 422 from the hub until another replica joins, so it keeps serving until "
+                "one joins or for up to %.0f s",
+                grace,
+            )
+        else:
+            logger.info(
+                "shutting down: leaving the hub's rotation; serving the %d running request(s) "
+                "and any the hub still sends for up to %.0f s",
                 self.executor.in_flight,
                 grace,
             )
-            await self.executor.cancel_all()
-        await self._leave_and_close(max(deadline, time.monotonic() + LEAVE_TIMEOUT * 2))
+        await self._drain(drain)
+        await self._close_for_good()
 
-    async def _leave_and_close(self, deadline: float | None) -> None:
-        """Leave and close for good: delivering every answer first when `deadline` is given,
-        or simply leaving (the service is gone: nobody waits for its answers)."""
-        if deadline is not None:
-            await self._deliver_then_leave(deadline)
-        else:
-            self._left.clear()
-            if self._channel.leave():
-                await self._wait_for(self._left, LEAVE_TIMEOUT * 2)
+    def _link(self) -> Link:
+        return Link(
+            self._channel.joined, self.executor.in_flight, self.outbox.settled, self.num_consumers
+        )
+
+    async def _drain(self, drain: Drain) -> None:
+        """Perform the drain's steps until it is done: each step's wait ends at the latest
+        when the drain's phase does."""
+        channel, executor = self._channel, self.executor
+        rejoins = 0
+        while (step := drain.next(self._link())) is not Step.DONE:
+            time_left = drain.time_left()
+            if step is Step.HOLD:
+                self._consumers_changed.clear()
+                await self._wait_for(self._consumers_changed, time_left)
+            elif step is Step.LEAVE:
+                if drain.handed_over:
+                    drain.handed_over = False
+                    logger.info(
+                        "another replica joined (%s consumers): leaving the hub's rotation",
+                        self.num_consumers,
+                    )
+                self._left.clear()
+                if channel.leave():
+                    await self._wait_for(self._left, min(time_left, LEAVE_TIMEOUT * 2))
+            elif step is Step.SERVE:
+                await executor.drain(time_left)
+            elif step is Step.JOIN:
+                # Only to write the kept answers: the join writes them at once, and the next
+                # step leaves again.
+                self._joined.clear()
+                channel.join()
+                if await self._wait_for(self._joined, time_left):
+                    rejoins += 1
+            elif step is Step.REFUSE:
+                executor.stop_accepting()
+                if executor.in_flight:
+                    logger.warning(
+                        "%d request(s) still running after %.0f s; cancelling them",
+                        executor.in_flight,
+                        drain.grace,
+                    )
+                    await executor.cancel_all()
+                else:
+                    logger.info("shutdown grace period over (%.0f s): leaving", drain.grace)
+        undelivered = self.outbox.kept + self.outbox.unconfirmed
+        if undelivered:
+            logger.error("%d response(s) could not be confirmed delivered before exit", undelivered)
+        elif rejoins:
+            logger.info("joined again %d time(s) to deliver answers made after leaving", rejoins)
+
+    async def _leave_and_close(self) -> None:
+        """Leave and close for good, without delivering anything (the service is gone:
+        nobody waits for its answers)."""
+        self._left.clear()
+        if self._channel.leave():
+            await self._wait_for(self._left, LEAVE_TIMEOUT * 2)
+        await self._close_for_good()
+
+    async def _close_for_good(self) -> None:
         self._stopped.set()
         if self.websocket is not None:
             await self.websocket.close()
         logger.info("stopped")
-
-    async def _deliver_then_leave(self, deadline: float) -> None:
-        """Leave the channel so that every request that reached this replica is answered to
-        its caller, within `deadline` (a ``time.monotonic()`` value).
-
-        The hub may push requests until it has processed our ``phx_leave``; their answers
-        (503 by now) are made after the leave left, so they wait in the outbox. Then the
-        channel joins again on the same connection just long enough to write them (the join
-        writes what the outbox kept at once) and leaves again straight away: the hub handles
-        a socket's frames in order, so its reply to the leave confirms them. Waiting for a
-        heartbeat instead kept the channel joined for up to a probe interval, and under
-        steady load the hub routed new requests to it in every such window, so the replica
-        could rejoin again and again until its grace period ran out.
-        """
-        channel, outbox, executor = self._channel, self.outbox, self.executor
-        rejoined = False
-        while (remaining := deadline - time.monotonic()) > 0:
-            if executor.in_flight:
-                await executor.drain(remaining)
-                continue
-            if not channel.joined:
-                if outbox.settled:
-                    return
-                channel.join()
-                rejoined = await self._wait_for(self._joined, remaining)
-                continue
-            if not outbox.settled and not rejoined:
-                self._settled_event.clear()
-                await self._wait_for(self._settled_event, remaining)
-                continue
-            self._left.clear()
-            if channel.leave():
-                await self._wait_for(self._left, min(remaining, LEAVE_TIMEOUT * 2))
-        undelivered = outbox.kept + outbox.unconfirmed
-        if undelivered:
-            logger.error("%d response(s) could not be confirmed delivered before exit", undelivered)
 
     @staticmethod
     async def _wait_for(event: asyncio.Event, timeout: float) -> bool:

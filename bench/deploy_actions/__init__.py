@@ -1,0 +1,1 @@
+"""The action the deploy benchmark calls (``python -m bench.deploys``)."""
