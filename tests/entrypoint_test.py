@@ -91,6 +91,20 @@ class BadSettingTest(unittest.TestCase):
         line = self.assert_refused(result, "WEBSOCKET_URL", "'http://host'", "ws://", "wss://")
         self.assertNotIn(SECRET_TOKEN, line)
 
+    def test_plain_ws_to_a_remote_hub_in_production_stops_at_start_up(self) -> None:
+        url = f"ws://hub.example.com/websocket?token={SECRET_TOKEN}"
+        env = clean_env(ENVIRONMENT="production", WEBSOCKET_URL=url, TOKEN=SECRET_TOKEN)
+        line = self.assert_refused(
+            run_entrypoint(env), "WEBSOCKET_URL", "wss://", "ALLOW_INSECURE_WEBSOCKET"
+        )
+        self.assertNotIn(SECRET_TOKEN, line)
+
+    def test_a_health_address_that_cannot_be_bound_stops_at_start_up(self) -> None:
+        # 192.0.2.1 (TEST-NET-1, RFC 5737) is no address of this machine.
+        env = clean_env(HEALTH_HOST="192.0.2.1", HEALTH_PORT="0", LOG_LEVEL="ERROR", **HUB)
+        line = self.assert_refused(run_entrypoint(env), "HEALTH_HOST", "192.0.2.1")
+        self.assertNotIn(SECRET_TOKEN, line)
+
     def test_a_number_that_is_not_one(self) -> None:
         result = run_entrypoint(clean_env(MAX_CONCURRENCY="abc", **HUB))
         self.assert_refused(result, "MAX_CONCURRENCY", "'abc'", "whole number")
