@@ -125,6 +125,23 @@ class BadSettingTest(unittest.TestCase):
         )
         self.assertNotIn(SECRET_PASSWORD, line)
 
+    def test_an_at_sign_in_the_password_never_shows_a_piece_of_it(self) -> None:
+        # Written as it is, the password is whole: the connection fails on the closed port
+        # (exit 1) and names the host, not the password's tail.
+        unreachable = run_entrypoint(
+            clean_env(DATABASE_URL="postgresql://service:Zq7@Xk9w@127.0.0.1:1/app", **HUB)
+        )
+        self.assertEqual(unreachable.returncode, 1, unreachable.stderr)
+        self.assertIn('server at "127.0.0.1", port 1 failed', unreachable.stderr)
+        # With an "@" after the host too, there is no telling where it ends: exit 2.
+        ambiguous = run_entrypoint(
+            clean_env(DATABASE_URL="postgresql://service:Zq7@Xk/9w@127.0.0.1:1/app", **HUB)
+        )
+        self.assert_refused(ambiguous, "DATABASE_URL", "%40")
+        for result in (unreachable, ambiguous):
+            for piece in ("Zq7", "Xk", "9w"):
+                self.assertNotIn(piece, result.stderr)
+
     def test_secrets_in_a_bad_value_are_masked(self) -> None:
         url = f"http://user:{SECRET_PASSWORD}@host/socket?token={SECRET_TOKEN}"
         line = self.assert_refused(
