@@ -24,9 +24,16 @@ FROM python:3.13.12-slim-trixie
 # PYTHONUNBUFFERED: log lines reach `docker logs` at once. PYTHONDONTWRITEBYTECODE: the
 # code directory is read-only for the service user, so no __pycache__ is attempted; the
 # service's own bytecode is compiled once, at build (below).
+# PYTHONSAFEPATH and PYTHONPATH: Python puts neither the working directory (`python -m`,
+# `python -c`) nor the script's directory first on sys.path; the code directory, which the
+# service user cannot write, is the only entry ahead of the standard library and the
+# installed packages. A module the service user drops in its data directory (an orjson.py,
+# say) is never imported in place of the real one.
 # HEALTH_PORT: serve /healthz, /readyz and /metrics on 8080 (see HEALTHCHECK below).
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONSAFEPATH=1 \
+    PYTHONPATH=/app \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     HEALTH_PORT=8080
@@ -39,15 +46,14 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN python -m pip install --no-cache-dir --only-binary=:all: -r requirements.txt
 
-# The service user (fixed numeric ids, so Kubernetes' runAsNonRoot can verify it). /app
-# stays owned by root: the user may create files in it (the embedded SQLite database is
-# written to the working directory when no PostgreSQL is configured) but, thanks to the
-# sticky bit, may not replace or delete the root-owned code.
+# The service user (fixed numeric ids, so Kubernetes' runAsNonRoot can verify it). /app,
+# the code, stays owned by root and read-only for it. /data, the service's working
+# directory, is the one place it writes: the embedded SQLite database of a deployment
+# without PostgreSQL (py_service_<ENVIRONMENT>.sqlite3, and its migration lock file).
 RUN groupadd --system --gid 10001 app \
     && useradd --system --no-log-init --uid 10001 --gid app \
         --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app \
-    && chown root:app /app \
-    && chmod 1775 /app
+    && install --directory --owner=app --group=app --mode=0700 /data
 
 # The code last, so an edit does not reinstall the dependencies. tests/ is not shipped.
 COPY entrypoint.py alembic.ini ./
@@ -65,6 +71,7 @@ COPY actions/ ./actions/
 RUN python -m compileall -q --invalidation-mode checked-hash alembic core events schemas actions
 
 USER 10001:10001
+WORKDIR /data
 
 EXPOSE 8080
 
@@ -77,4 +84,4 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HEALTH_PORT', '8080'), timeout=4).close()"]
 
-CMD ["python", "entrypoint.py"]
+CMD ["python", "/app/entrypoint.py"]

@@ -178,8 +178,17 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
             from core.ops.health import HealthServer
 
             checks = [("database", database_ready)] if uses_database else []
-            health = HealthServer(client, settings.health_port, checks=checks)
-            await health.start()
+            health = HealthServer(
+                client, settings.health_port, host=settings.health_host or None, checks=checks
+            )
+            try:
+                await health.start()
+            except OSError as error:  # the port is taken, or HEALTH_HOST is not this machine's
+                where = settings.health_host or "every interface"
+                return fail(
+                    f"cannot serve the health endpoints on {where}, port "
+                    f"{settings.health_port} (HEALTH_HOST, HEALTH_PORT): {error.strerror or error}"
+                )
             stack.push_async_callback(health.stop)
         loop = asyncio.get_running_loop()
         # SIGTERM is the orchestrator's stop (Kubernetes, docker stop, compose, systemd): the

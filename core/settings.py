@@ -11,6 +11,7 @@ SQLAlchemy nor the logging set-up, so importing it stays cheap.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -41,6 +42,7 @@ MAX_CONNECT_TIMEOUT: Final = 2**31 - 1
 VARIABLES: Final = (
     "WEBSOCKET_URL",
     "TOKEN",
+    "ALLOW_INSECURE_WEBSOCKET",
     "PHOENIX_VSN",
     "MAX_CONCURRENCY",
     "ACTION_TIMEOUT_SECONDS",
@@ -54,6 +56,7 @@ VARIABLES: Final = (
     "ERROR_FORMAT",
     "ACTIONS_PATH",
     "HEALTH_PORT",
+    "HEALTH_HOST",
     "LOG_LEVEL",
     "LOG_FORMAT",
     "ENVIRONMENT",
@@ -77,6 +80,11 @@ DATABASE_URL_FORM: Final = (
     "a database URL, like postgresql://user:password@host:5432/name or sqlite:///file.sqlite3"
 )
 _SHOWN_CHARS: Final = 100
+# How a yes/no variable may be written (any case); unset or empty is no.
+_YES: Final = ("true", "yes", "1", "on")
+_NO: Final = ("false", "no", "0", "off")
+# One label of a host name (RFC 1123): letters, digits and inner hyphens, 63 at most.
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 # The shape SQLAlchemy needs before anything else: a scheme of word characters and "+".
 _DATABASE_URL_SCHEME = re.compile(r"[\w+]+://")
 
@@ -203,6 +211,22 @@ class _Reader:
             raise self.invalid(name, raw, allowed)
         return value
 
+    def flag(self, name: str) -> bool:
+        """Yes or no (true/false, yes/no, 1/0, on/off, any case); no when unset."""
+        raw = self.text(name)
+        if not raw or raw.casefold() in _NO:
+            return False
+        if raw.casefold() in _YES:
+            return True
+        raise self.invalid(name, raw, "true or false (also yes/no, 1/0, on/off)")
+
+    def host(self, name: str) -> str:
+        """An IP address or a host name to bind ("" when unset)."""
+        raw = self.text(name)
+        if raw and not is_host(raw):
+            raise self.invalid(name, raw, "an IP address or a host name, like 127.0.0.1 or ::")
+        return raw
+
     def websocket_url(self, name: str) -> str:
         """A ws:// or wss:// URL that the WebSocket client will accept ("" when unset)."""
         raw = self.text(name)
@@ -256,6 +280,42 @@ def websocket_url_problem(url: str) -> str | None:
         except UnicodeError:
             return "its host is not a valid domain name"
     return None
+
+
+def is_host(text: str) -> bool:
+    """Whether `text` is an IP address (v4 or v6, no brackets) or a host name."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        labels = text.removesuffix(".").split(".")
+        return len(text) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+    return True
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (a URL's host, an HTTP ``Host`` header's name) is this machine itself:
+    ``localhost`` or a loopback address (127.0.0.0/8, ``::1``, also IPv4-mapped), brackets
+    allowed. Other names are not, whatever they resolve to: DNS is not trusted here."""
+    name = host.removeprefix("[").removesuffix("]").removesuffix(".").casefold()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def sends_token_in_clear(url: str) -> bool:
+    """Whether the hub URL `url` is plain ``ws://`` to a host other than this machine.
+
+    The token travels in the URL's query string (the hub reads it from there), so over
+    plain ``ws://`` anyone on the path between the replica and the hub reads it.
+    """
+    parts = urlsplit(url)
+    return parts.scheme.casefold() == "ws" and not is_loopback_host(parts.hostname or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +431,7 @@ class Settings:
 
     websocket_url: str = ""
     token: str = field(default="", repr=False)
+    allow_insecure_websocket: bool = False
     phoenix_vsn: str = "1.0.0"
     actions_path: Path = PROJECT_ROOT / "actions"
     events_path: Path = PROJECT_ROOT / "events"
@@ -385,6 +446,7 @@ class Settings:
     response_min_delay_seconds: float = 0.002
     error_format: str = "object"
     health_port: int | None = None
+    health_host: str = ""  # "": every interface, IPv4 and IPv6
     log_level: str = "INFO"
     log_format: str = "text"
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -394,9 +456,10 @@ class Settings:
         """Read the settings from `env` (default: `os.environ`), validating each value."""
         read = _Reader(os.environ if env is None else env)
         actions_path = read.text("ACTIONS_PATH")
-        return cls(
+        settings = cls(
             websocket_url=read.websocket_url("WEBSOCKET_URL"),
             token=read.text("TOKEN"),
+            allow_insecure_websocket=read.flag("ALLOW_INSECURE_WEBSOCKET"),
             phoenix_vsn=read.choice("PHOENIX_VSN", PHOENIX_VERSIONS, "1.0.0"),
             actions_path=Path(actions_path) if actions_path else PROJECT_ROOT / "actions",
             max_concurrency=read.integer("MAX_CONCURRENCY", 100, 1),
@@ -410,10 +473,25 @@ class Settings:
             response_min_delay_seconds=read.number("RESPONSE_MIN_DELAY_SECONDS", 0.002, 0.0, 1.0),
             error_format=read.choice("ERROR_FORMAT", ERROR_FORMATS, "object"),
             health_port=read.optional_integer("HEALTH_PORT", 0, MAX_PORT),
+            health_host=read.host("HEALTH_HOST"),
             log_level=read.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
             log_format=read.choice("LOG_FORMAT", LOG_FORMATS, "text"),
             database=DatabaseConfig.from_env(env),
         )
+        if (
+            settings.database.environment == "production"
+            and not settings.allow_insecure_websocket
+            and settings.websocket_url
+            and sends_token_in_clear(settings.websocket_url)
+        ):
+            raise read.invalid(
+                "WEBSOCKET_URL",
+                settings.websocket_url,
+                "a wss:// URL when ENVIRONMENT=production",
+                "ws:// would send TOKEN unencrypted to a host that is not this machine; "
+                "ALLOW_INSECURE_WEBSOCKET=true allows it",
+            )
+        return settings
 
     @property
     def database_configured(self) -> bool:

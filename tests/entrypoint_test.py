@@ -91,6 +91,20 @@ class BadSettingTest(unittest.TestCase):
         line = self.assert_refused(result, "WEBSOCKET_URL", "'http://host'", "ws://", "wss://")
         self.assertNotIn(SECRET_TOKEN, line)
 
+    def test_plain_ws_to_a_remote_hub_in_production_stops_at_start_up(self) -> None:
+        url = f"ws://hub.example.com/websocket?token={SECRET_TOKEN}"
+        env = clean_env(ENVIRONMENT="production", WEBSOCKET_URL=url, TOKEN=SECRET_TOKEN)
+        line = self.assert_refused(
+            run_entrypoint(env), "WEBSOCKET_URL", "wss://", "ALLOW_INSECURE_WEBSOCKET"
+        )
+        self.assertNotIn(SECRET_TOKEN, line)
+
+    def test_a_health_address_that_cannot_be_bound_stops_at_start_up(self) -> None:
+        # 192.0.2.1 (TEST-NET-1, RFC 5737) is no address of this machine.
+        env = clean_env(HEALTH_HOST="192.0.2.1", HEALTH_PORT="0", LOG_LEVEL="ERROR", **HUB)
+        line = self.assert_refused(run_entrypoint(env), "HEALTH_HOST", "192.0.2.1")
+        self.assertNotIn(SECRET_TOKEN, line)
+
     def test_a_number_that_is_not_one(self) -> None:
         result = run_entrypoint(clean_env(MAX_CONCURRENCY="abc", **HUB))
         self.assert_refused(result, "MAX_CONCURRENCY", "'abc'", "whole number")
@@ -110,6 +124,23 @@ class BadSettingTest(unittest.TestCase):
             run_entrypoint(clean_env(DATABASE_URL=url, **HUB)), "DATABASE_URL"
         )
         self.assertNotIn(SECRET_PASSWORD, line)
+
+    def test_an_at_sign_in_the_password_never_shows_a_piece_of_it(self) -> None:
+        # Written as it is, the password is whole: the connection fails on the closed port
+        # (exit 1) and names the host, not the password's tail.
+        unreachable = run_entrypoint(
+            clean_env(DATABASE_URL="postgresql://service:Zq7@Xk9w@127.0.0.1:1/app", **HUB)
+        )
+        self.assertEqual(unreachable.returncode, 1, unreachable.stderr)
+        self.assertIn('server at "127.0.0.1", port 1 failed', unreachable.stderr)
+        # With an "@" after the host too, there is no telling where it ends: exit 2.
+        ambiguous = run_entrypoint(
+            clean_env(DATABASE_URL="postgresql://service:Zq7@Xk/9w@127.0.0.1:1/app", **HUB)
+        )
+        self.assert_refused(ambiguous, "DATABASE_URL", "%40")
+        for result in (unreachable, ambiguous):
+            for piece in ("Zq7", "Xk", "9w"):
+                self.assertNotIn(piece, result.stderr)
 
     def test_secrets_in_a_bad_value_are_masked(self) -> None:
         url = f"http://user:{SECRET_PASSWORD}@host/socket?token={SECRET_TOKEN}"

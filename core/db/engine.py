@@ -9,7 +9,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from core.db.errors import DatabaseConfigError, DatabaseUnavailableError, one_line_reason
-from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url
+from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url, url_secrets
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -44,7 +44,7 @@ def build_engine(settings: DatabaseSettings) -> Engine:
     except (ArgumentError, ImportError) as error:
         raise DatabaseConfigError(
             f"cannot use the database URL {shown_url(url)} (from {settings.source}): "
-            f"{one_line_reason(error, url.password)}"
+            f"{one_line_reason(error, *url_secrets(url))}"
         ) from None
     if is_sqlite(url):
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
@@ -58,7 +58,7 @@ def check_connection(engine: Engine, settings: DatabaseSettings) -> None:
             connection.execute(text("SELECT 1"))
     except (DBAPIError, OSError) as error:
         engine.dispose()
-        reason = one_line_reason(error, settings.url.password)
+        reason = one_line_reason(error, *url_secrets(settings.url))
         raise DatabaseUnavailableError(
             f"cannot connect to the database at {shown_url(settings.url)}: {reason}"
         ) from None

@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from core.db.database import ALEMBIC_INI
 from core.db.errors import one_line_reason
-from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url
+from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url, url_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def postgres_migration_lock(settings: DatabaseSettings) -> Iterator[None]:
                     logger.warning(
                         "database: could not release the migration lock (%s); it ends "
                         "with its connection",
-                        one_line_reason(error, settings.url.password),
+                        one_line_reason(error, *url_secrets(settings.url)),
                     )
     finally:
         lock_engine.dispose()

@@ -4,6 +4,9 @@ The variables are read and checked by `core.settings.DatabaseConfig`; here they 
 URL, by these rules:
 
 * ``DATABASE_URL`` overrides everything (any SQLAlchemy URL; ``postgres://`` is accepted).
+  An ``@`` in its password may be written as it is or as ``%40``; one after the host (in
+  the database name or a parameter) must be ``%40`` when the URL has a password, or there
+  would be no telling where the password ends.
 * Otherwise PostgreSQL from ``POSTGRES_HOST``, ``POSTGRES_PORT`` (default 5432),
   ``POSTGRES_USER``, ``POSTGRES_PASSWORD`` (optional: trust auth, ``PGPASSWORD`` or a
   ``.pgpass`` file also work) and the database named by ``POSTGRES_DB_DEVELOPMENT``,
@@ -14,10 +17,12 @@ URL, by these rules:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import unquote
 
 from sqlalchemy import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -45,14 +50,63 @@ def parse_database_url(raw: str, origin: str) -> URL:
         # The scheme Heroku-style providers hand out; SQLAlchemy only knows "postgresql".
         raw = "postgresql://" + raw[len("postgres://") :]
     try:
-        url = make_url(raw)
-    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        url = _parse_with_whole_password(raw)
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
+        reason = f" ({error})" if isinstance(error, _AmbiguousPasswordError) else ""
         raise DatabaseConfigError(
-            f"{origin} must be {DATABASE_URL_FORM}; got {shown_value('DATABASE_URL', raw)}"
+            f"{origin} must be {DATABASE_URL_FORM}; got {shown_value('DATABASE_URL', raw)}{reason}"
         ) from None
     if url.drivername == "postgresql":
         url = url.set(drivername=POSTGRES_DRIVER)
     return url
+
+
+class _AmbiguousPasswordError(ValueError):
+    """A URL with a password and an "@" after its host."""
+
+
+# What SQLAlchemy reads as "scheme://user:password@": the password runs to the first "@".
+_USER_AND_PASSWORD = re.compile(r"[\w+]+://[^:/]*:(?P<password>[^@]*)@")
+# Where a URL's host and port end (SQLAlchemy's host and port hold neither "/" nor "?").
+_HOST_END = re.compile(r"[/?]")
+
+
+def _parse_with_whole_password(raw: str) -> URL:
+    """`raw` parsed, with the password its writer meant when it holds an "@" as it is.
+
+    SQLAlchemy ends the password at its first "@", so in ``user:p@ss@host`` the password
+    would be ``p`` and the host ``ss@host``, and a driver naming that host in its error
+    would show the rest of the password. No host or port holds "@", so the password runs
+    to the last "@" before the host's end. An "@" after that (a database name, a
+    parameter) leaves no way to tell where the password ends: refused.
+    """
+    found = _USER_AND_PASSWORD.match(raw)
+    if found is None:
+        return make_url(raw)  # no password to keep
+    rest_start = found.end()
+    host_end = _HOST_END.search(raw, rest_start)
+    host_end_at = host_end.start() if host_end else len(raw)
+    last_at = raw.rfind("@", rest_start, host_end_at)
+    if "@" in raw[max(last_at, host_end_at) :]:
+        raise _AmbiguousPasswordError(
+            "it has a password and an '@' after its host: write an '@' of the password, "
+            "the database name or a parameter as %40"
+        )
+    if last_at == -1:
+        return make_url(raw)
+    # The password as written, from after "user:" to the last "@" of the host part.
+    password = unquote(raw[found.start("password") : last_at])
+    url = make_url(raw[: found.start("password") - 1] + raw[last_at:])
+    return url.set(password=password)
+
+
+def url_secrets(url: URL) -> list[str]:
+    """What of `url` is secret: its password and a ``password`` parameter, if any."""
+    secrets = [url.password] if url.password else []
+    for name, values in url.query.items():
+        if name.casefold() == "password":
+            secrets += [values] if isinstance(values, str) else list(values)
+    return [secret for secret in secrets if secret]
 
 
 def postgres_url(config: DatabaseConfig) -> URL | None:
@@ -127,7 +181,7 @@ class DatabaseSettings:
             origin = "the database URL" if source == "explicit" else source
             raise DatabaseConfigError(
                 f"{origin} must name a database SQLAlchemy knows; got "
-                f"{shown_url(resolved)!r} ({one_line_reason(error, resolved.password)})"
+                f"{shown_url(resolved)!r} ({one_line_reason(error, *url_secrets(resolved))})"
             ) from None
         return cls(
             url=resolved,

@@ -35,6 +35,7 @@ from core.dev.command import (
     TOKEN_VARIABLE,
     CommandError,
 )
+from core.redaction import printable
 from core.settings import Settings
 
 __all__ = [
@@ -107,6 +108,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         type=float,
         help="how long to wait for the hub's answer (default: 35; the hub gives up at 30)",
     )
+    remote.add_argument(
+        "--allow-plain-http",
+        action="store_true",
+        help="send the account token over plain http:// to a host other than this machine "
+        "(refused otherwise: anyone on the way could read it)",
+    )
     # Accepted only to be refused with a clear message (see `_refuse_token`).
     for flag in ("--token", "--api-token"):
         call.add_argument(flag, dest="token_argument", help=argparse.SUPPRESS)
@@ -168,7 +175,7 @@ def run_subcommand(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.flush()
         return code
     except CommandError as error:
-        sys.stderr.write(f"error: {error}\n")
+        sys.stderr.write(f"error: {printable(str(error))}\n")
         return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
@@ -190,8 +197,8 @@ def _load(name: str, args: argparse.Namespace) -> Command:
     if name == "call":
         _refuse_token(args)
         if args.hub is None:
-            if args.service_id is not None or args.timeout is not None:
-                raise CommandError("--service-id and --timeout go with --hub")
+            if args.service_id is not None or args.timeout is not None or args.allow_plain_http:
+                raise CommandError("--service-id, --timeout and --allow-plain-http go with --hub")
             from core.dev import call
 
             return call.run

@@ -5,10 +5,17 @@ The request takes the path a real caller's takes: ``POST /`` on the hub with
 the replica's status and message. Operators use it as a smoke test after a rollout.
 
 The account token comes from ``PLUGBOARD_API_TOKEN``, never from the command line (where
-the process list and the shell history would show it), and is never printed. The answer is
-printed as indented JSON, then the HTTP status; the exit code is 0 when the hub answered 200
-with ``"status": "success"``, 1 otherwise, 2 for a usage error. An unreachable hub, a
-timeout or an answer that is not JSON is one ``error:`` line.
+the process list and the shell history would show it), and is never printed. It is sent
+over ``https://``, or to this machine; over plain ``http://`` to any other host only with
+``--allow-plain-http``. The answer is printed as indented JSON, then the HTTP status; the
+exit code is 0 when the hub answered 200 with ``"status": "success"``, 1 otherwise, 2 for a
+usage error. An unreachable hub, a timeout or an answer that is not JSON is one ``error:``
+line.
+
+Whatever the hub (or whatever answers in its place) sends is shown with every character a
+terminal could act on escaped: ``\\uXXXX`` inside the JSON (still the same JSON), Python's
+escapes in an ``error:`` line. A hostile answer cannot clear the screen, rewrite earlier
+lines or set the terminal's title.
 
 Only the standard library is used (``urllib``), so the command runs wherever the service does.
 """
@@ -17,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import ipaddress
 import json
 import math
 import os
@@ -36,7 +42,8 @@ from core.dev.command import (
     pretty,
     read_fields,
 )
-from core.settings import Settings
+from core.redaction import printable, truncate
+from core.settings import Settings, is_loopback_host
 
 # The hub answers 408 after 30 s; wait a little longer so that its answer is the one seen.
 DEFAULT_TIMEOUT_SECONDS: Final = 35.0
@@ -44,6 +51,8 @@ DEFAULT_TIMEOUT_SECONDS: Final = 35.0
 MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
 # How much of an answer that is not JSON the error line shows.
 EXCERPT_LENGTH: Final = 80
+# How much of a redirect's Location or an error's text a message shows.
+MAX_SHOWN: Final = 200
 USER_AGENT: Final = "py-service-call"
 
 
@@ -73,6 +82,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     fields = read_fields(args.fields)
     token = os.environ.get(TOKEN_VARIABLE) or None
     if token and not is_private_channel(url):
+        if not args.allow_plain_http:
+            raise CommandError(
+                f"the account token in {TOKEN_VARIABLE} would travel unencrypted to "
+                f"{_shown(urlsplit(url))}: use https://, or --allow-plain-http to send it anyway"
+            )
         sys.stderr.write(
             f"warning: the account token travels unencrypted to {_shown(urlsplit(url))}\n"
         )
@@ -82,10 +96,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if token:
         text = text.replace(token, "[redacted]")
     out = sys.stdout
-    out.write(text + "\n")
+    out.write(escaped_json(text) + "\n")
     said = answer.get("status") if isinstance(answer, dict) else None
     if not args.json:
-        out.write(f"HTTP {status} ({said})\n")
+        out.write(f"HTTP {status} ({printable(truncate(str(said), EXCERPT_LENGTH))})\n")
     if status == 401:
         hint = (
             f"the hub refused the account token in {TOKEN_VARIABLE}"
@@ -121,15 +135,24 @@ def hub_endpoint(hub: str) -> str:
 def is_private_channel(url: str) -> bool:
     """Whether a request to `url` is safe from eavesdroppers: HTTPS, or this machine."""
     parts = urlsplit(url)
-    if parts.scheme == "https":
-        return True
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "https" or is_loopback_host(parts.hostname or "")
+
+
+def escaped_json(text: str) -> str:
+    """JSON `text` with every character that is not printable (control characters, the
+    C1 set a terminal may read as escapes, bidirectional overrides, lone surrogates) written
+    as a ``\\uXXXX`` escape. The layout's newlines stay; the JSON means the same."""
+    if text.replace("\n", "").isprintable():
+        return text
+    return "".join(char if char == "\n" or char.isprintable() else _u_escape(char) for char in text)
+
+
+def _u_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the BMP: JSON writes it as a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def request_service_id(given: str | None) -> int | str:
@@ -171,7 +194,7 @@ def post_json(url: str, body: Any, token: str | None, timeout: float) -> tuple[i
         with error:
             status = error.code
             if 300 <= status < 400:
-                target = error.headers.get("Location", "?")
+                target = printable(truncate(error.headers.get("Location", "?"), MAX_SHOWN))
                 raise CommandError(
                     f"the hub at {where} answered HTTP {status}, a redirect to {target}; "
                     "give that address to --hub",
@@ -181,13 +204,12 @@ def post_json(url: str, body: Any, token: str | None, timeout: float) -> tuple[i
     except urllib.error.URLError as error:
         if isinstance(error.reason, TimeoutError):
             raise _timed_out(where, timeout) from None
-        raise CommandError(
-            f"cannot reach the hub at {where}: {error.reason}", EXIT_FAILED
-        ) from None
+        reason = printable(truncate(str(error.reason), MAX_SHOWN))
+        raise CommandError(f"cannot reach the hub at {where}: {reason}", EXIT_FAILED) from None
     except TimeoutError:
         raise _timed_out(where, timeout) from None
     except (http.client.HTTPException, OSError) as error:
-        reason = str(error) or type(error).__name__
+        reason = printable(truncate(str(error) or type(error).__name__, MAX_SHOWN))
         raise CommandError(
             f"the hub at {where} broke off the answer: {reason}", EXIT_FAILED
         ) from None

@@ -10,13 +10,22 @@ Three GET routes on a private port, asked by kubelets and Prometheus, need no we
 this is asyncio's stream server with a strict, small request parser (one request per
 connection, headers read within a few seconds and under 16 KiB, then ``Connection: close``).
 It keeps aiohttp, about 12 MiB and a tenth of a second at start-up, out of every replica.
+
+The port is bound on every interface, IPv4 and IPv6, unless ``HEALTH_HOST`` names one, and
+it holds at most `MAX_CONNECTIONS` connections: whoever can reach the port could otherwise
+hold any number open, each with its buffer. At the cap a new connection takes the place of
+the one that has waited longest for its request (a slow or idle client, never a probe being
+answered), so slow clients cannot starve the kubelet's probes; if every connection is being
+answered, the new one is closed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
@@ -37,26 +46,32 @@ CHECK_TIMEOUT = 2.0
 # A request must arrive whole within this many seconds and bytes.
 REQUEST_TIMEOUT = 5.0
 REQUEST_LIMIT = 16 * 1024
+# Connections held at once. Probes, a scraper and Docker's check need a handful; the bound
+# keeps the buffers to MAX_CONNECTIONS x REQUEST_LIMIT (1 MiB) whoever connects.
+MAX_CONNECTIONS = 64
 JSON = "application/json"
 
 Answer = tuple[int, str, bytes]
 
 
 class HealthServer:
-    """Serves the three endpoints for one client on `host`:`port`."""
+    """Serves the three endpoints for one client on `host`:`port` (`host` None: every
+    interface, IPv4 and IPv6), holding at most `max_connections` connections."""
 
     def __init__(
         self,
         client: PlugboardClient,
         port: int,
-        host: str = "0.0.0.0",
+        host: str | None = None,
         checks: Sequence[tuple[str, ReadinessCheck]] = (),
         max_loop_lag: float = 5.0,
         request_timeout: float = REQUEST_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self._client = client
         self._request_timeout = request_timeout
         self._host = host
+        self._max_connections = max_connections
         self.port = port
         self._checks = list(checks)
         self._max_loop_lag = max_loop_lag
@@ -64,16 +79,30 @@ class HealthServer:
         self._ticker: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        # The connections still waiting for their request, oldest first (dicts keep order).
+        self._reading: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections the server holds now (at most `max_connections`)."""
+        return len(self._connections)
 
     async def start(self) -> None:
-        """Bind the port (0 picks a free one, readable from `port` afterwards)."""
-        self._server = await asyncio.start_server(
-            self._serve, self._host, self.port, limit=REQUEST_LIMIT
-        )
+        """Bind the port (0 picks a free one, readable from `port` afterwards); OSError when
+        it cannot be bound."""
+        if self._host is None:
+            self._server = await asyncio.start_server(
+                self._serve, sock=_every_interface(self.port), limit=REQUEST_LIMIT
+            )
+        else:
+            self._server = await asyncio.start_server(
+                self._serve, self._host, self.port, limit=REQUEST_LIMIT
+            )
         if self.port == 0:
             self.port = int(self._server.sockets[0].getsockname()[1])
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
-        logger.info("health endpoints on port %d: /healthz /readyz /metrics", self.port)
+        where = "every interface" if self._host is None else self._host
+        logger.info("health endpoints on %s, port %d: /healthz /readyz /metrics", where, self.port)
 
     async def stop(self) -> None:
         """Release the port and end the connections being served."""
@@ -99,9 +128,16 @@ class HealthServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None  # start_server runs each connection as a task
+        if len(self._connections) >= self._max_connections and not self._make_room():
+            writer.transport.abort()  # every connection held is being answered
+            return
         self._connections.add(task)
+        self._reading[task] = writer
         try:
-            answer = await self._answer(reader)
+            request = await self._read_head(reader)
+            if self._reading.pop(task, None) is None:
+                return  # it made room for a newer connection: its transport is closed
+            answer = request if isinstance(request, tuple) else await self._answer(request)
             status, content_type, body = answer
             reason = HTTPStatus(status).phrase
             head = (
@@ -113,16 +149,32 @@ class HealthServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._reading.pop(task, None)
             self._connections.discard(task)
             writer.close()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> Answer:
+    def _make_room(self) -> bool:
+        """Close the connection that has waited longest for its request; False if none is
+        waiting (every connection held is being answered)."""
+        oldest = next(iter(self._reading.items()), None)
+        if oldest is None:
+            return False
+        task, writer = oldest
+        del self._reading[task]
+        self._connections.discard(task)
+        writer.transport.abort()
+        return True
+
+    async def _read_head(self, reader: asyncio.StreamReader) -> bytes | Answer:
+        """The request line and headers, or the error answer when they do not come whole."""
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._request_timeout)
+            return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._request_timeout)
         except asyncio.LimitOverrunError:
             return _plain(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
         except (TimeoutError, asyncio.IncompleteReadError):
             return _plain(HTTPStatus.REQUEST_TIMEOUT)
+
+    async def _answer(self, head: bytes) -> Answer:
         parts = head.split(b"\r\n", 1)[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             return _plain(HTTPStatus.BAD_REQUEST)
@@ -167,6 +219,18 @@ class HealthServer:
         from core.ops import metrics  # prometheus_client: loaded at the first scrape
 
         return 200, metrics.CONTENT_TYPE, metrics.render(self._client)
+
+
+def _every_interface(port: int) -> socket.socket:
+    """A listening socket on every interface: one IPv6 socket that takes IPv4 too (``[::]``
+    without IPV6_V6ONLY), or IPv4 alone where the kernel offers no IPv6."""
+    if socket.has_dualstack_ipv6():
+        try:
+            return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+        except OSError as error:
+            if error.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise
+    return socket.create_server(("0.0.0.0", port))
 
 
 def _plain(status: HTTPStatus) -> Answer:

@@ -23,7 +23,10 @@ from core.settings import (
     DatabaseConfig,
     Settings,
     SettingsError,
+    is_host,
+    is_loopback_host,
     load_settings,
+    sends_token_in_clear,
 )
 
 POSTGRES = {"POSTGRES_HOST": "db", "POSTGRES_USER": "service", "POSTGRES_DB_TEST": "app"}
@@ -57,6 +60,8 @@ VALUES = st.one_of(
             "JSON",
             "2.0.0",
             "production",
+            "true",
+            "::",
             "ws://h",
             "WSS://h:443/x",
             "ws://h:99999",
@@ -128,6 +133,9 @@ def assert_sound(test: unittest.TestCase, loaded: Settings) -> None:
         test.assertTrue(math.isfinite(number) and number >= 0, numbers)
     for port in (loaded.health_port, loaded.database.postgres_port):
         test.assertTrue(port is None or 0 <= port <= 65535, port)
+    test.assertTrue(loaded.health_host == "" or is_host(loaded.health_host))
+    if loaded.database.environment == "production" and not loaded.allow_insecure_websocket:
+        test.assertFalse(loaded.websocket_url and sends_token_in_clear(loaded.websocket_url))
     for text in (loaded.token, str(loaded.actions_path), loaded.database.url):
         text.encode("utf-8")  # no lone surrogates: every value is text that can be sent
 
@@ -193,6 +201,14 @@ class BadValueTest(unittest.TestCase):
             "JOIN_TIMEOUT_SECONDS": ("-5", "a number of seconds, at least 0.01; got '-5'"),
             "SHUTDOWN_GRACE_SECONDS": ("-1", "a number of seconds, at least 0; got '-1'"),
             "RESPONSE_MAX_AGE_SECONDS": ("x", "a number of seconds, at least 0; got 'x'"),
+            "ALLOW_INSECURE_WEBSOCKET": (
+                "maybe",
+                "true or false (also yes/no, 1/0, on/off); got 'maybe'",
+            ),
+            "HEALTH_HOST": (
+                "[::1]",
+                "an IP address or a host name, like 127.0.0.1 or ::; got '[::1]'",
+            ),
         }
         for name, (value, expected) in cases.items():
             with self.subTest(name=name):
@@ -249,6 +265,57 @@ class BadValueTest(unittest.TestCase):
         for good in ("ws://127.0.0.1:4000/websocket", "WSS://hub.example.com", "ws://[::1]:80"):
             with self.subTest(good=good):
                 self.assertEqual(load_settings({"WEBSOCKET_URL": good}).websocket_url, good)
+
+    def test_plain_ws_to_another_machine_is_refused_in_production(self) -> None:
+        production = {"ENVIRONMENT": "production", "DATABASE_URL": "sqlite:///p.db"}
+        token = "hub-s3cret"
+        for url in ("ws://hub.example.com/websocket", "WS://10.0.0.5:4000/ws", "ws://[::2]/ws"):
+            with self.subTest(url=url), self.assertRaises(SettingsError) as caught:
+                load_settings({**production, "WEBSOCKET_URL": f"{url}?token={token}"})
+            message = str(caught.exception)
+            self.assertTrue(
+                message.startswith(
+                    "WEBSOCKET_URL must be a wss:// URL when ENVIRONMENT=production; got '"
+                ),
+                message,
+            )
+            self.assertTrue(
+                message.endswith(
+                    "(ws:// would send TOKEN unencrypted to a host that is not this machine; "
+                    "ALLOW_INSECURE_WEBSOCKET=true allows it)"
+                ),
+                message,
+            )
+            self.assertNotIn(token, message)
+        allowed = [
+            {**production, "WEBSOCKET_URL": "wss://hub.example.com/websocket"},
+            {**production, "WEBSOCKET_URL": "ws://127.0.0.1:4000/websocket"},
+            {**production, "WEBSOCKET_URL": "ws://localhost/websocket"},
+            {**production, "WEBSOCKET_URL": "ws://[::1]:4000/websocket"},
+            {**production, "WEBSOCKET_URL": "ws://h/ws", "ALLOW_INSECURE_WEBSOCKET": " Yes "},
+            {"ENVIRONMENT": "development", "WEBSOCKET_URL": "ws://hub.example.com/websocket"},
+            production,
+        ]
+        for env in allowed:
+            with self.subTest(env=env):
+                self.assertEqual(load_settings(env).websocket_url, env.get("WEBSOCKET_URL", ""))
+
+    def test_health_host_is_an_address_or_a_name(self) -> None:
+        for value in ("0.0.0.0", "::", "127.0.0.1", "fe80::1", "health.internal", "localhost"):
+            with self.subTest(value=value):
+                self.assertEqual(load_settings({"HEALTH_HOST": value}).health_host, value)
+        for value in ("a b", "host:8080", "-x.example", "x" * 64 + ".example", "été"):
+            with self.subTest(value=value), self.assertRaises(SettingsError):
+                load_settings({"HEALTH_HOST": value})
+
+    def test_loopback_means_this_machine_by_name_or_address(self) -> None:
+        for host in ("localhost", "LOCALHOST.", "127.0.0.1", "127.9.9.9", "::1", "[::1]"):
+            with self.subTest(host=host):
+                self.assertTrue(is_loopback_host(host))
+        for host in ("", "localhost.example", "127.0.0.1.nip.io", "0.0.0.0", "::", "10.0.0.1"):
+            with self.subTest(host=host):
+                self.assertFalse(is_loopback_host(host))
+        self.assertTrue(is_loopback_host("::ffff:127.0.0.1"))
 
     def test_secrets_are_masked(self) -> None:
         token = "hub-s3cret"

@@ -31,6 +31,10 @@ consumer written for the real hub. On one port it serves:
        without status and message (and 401 without --api-token's bearer token, if set).
        The body also carries the payload's status_code and fields (a local extension).
 
+Every request is answered 421 unless its Host header names localhost, a loopback address,
+--host (unless it is 0.0.0.0 or ::) or an --allow-host, with any port: a web page cannot
+reach the hub through DNS rebinding.
+
 Ids are integers as on the real hub: the service is --service-id, tokens are 1, 2, ... in
 the order given. A socket silent for --idle-timeout seconds is closed (1002)."""
 
@@ -107,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also accept upgrades whose Origin names HOST (repeatable)",
     )
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also answer requests whose Host header names HOST (repeatable; localhost, "
+        "loopback addresses and --host are always answered)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -147,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         max_in_flight=args.max_in_flight,
         api_token=args.api_token,
         origin_hosts=args.origin_host,
+        allowed_hosts=args.allow_host,
     )
     asyncio.run(_serve_forever(hub))
 

@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 
 from core.dev.local_hub.admission import Gate
 from core.dev.local_hub.channel import ServiceChannel
@@ -35,6 +36,7 @@ from core.dev.local_hub.front import FrontAnswer, HttpFront
 from core.dev.local_hub.routing import Router
 from core.dev.local_hub.service import HostedService, public_token
 from core.hub.phoenix import HEARTBEAT, PHOENIX_TOPIC, Message
+from core.settings import is_loopback_host
 
 logger = logging.getLogger("core.local_hub")
 
@@ -73,6 +75,51 @@ _PARSER_LINE_LIMIT = 1 << 20  # aiohttp answers 400 above this; up to it, 414 as
 
 _CLOSE_TIMEOUT = 2.0  # seconds to wait for the consumer's answer to a close frame
 _SHUTDOWN_TIMEOUT = 2.0  # seconds aiohttp waits for handlers when the hub stops
+
+
+# A hub bound to one of these serves every interface: its `host` names none of them.
+_EVERY_INTERFACE = frozenset({"", "0.0.0.0", "::"})
+
+MISDIRECTED = "421 Misdirected Request: this hub answers requests for localhost only\n"
+
+
+def host_header_name(header: str) -> str:
+    """The host name of an HTTP ``Host`` header (``name``, ``name:port``, ``[v6]:port``),
+    without the port; the header as it is when it has no such shape."""
+    if header.startswith("["):
+        end = header.find("]")
+        rest = header[end + 1 :]
+        port = rest[1:]
+        if end != -1 and (not rest or (rest[:1] == ":" and port.isascii() and port.isdigit())):
+            return header[: end + 1]
+        return header
+    name, colon, port = header.rpartition(":")
+    if colon and name and port.isascii() and port.isdigit():
+        return name
+    return header
+
+
+def check_host(allowed: Iterable[str]) -> Middleware:
+    """A middleware that answers 421 to a request whose ``Host`` header names neither this
+    machine (``localhost`` or a loopback address, any port) nor a host in `allowed`.
+
+    DNS rebinding: a web page on ``attacker.example`` can point that name at 127.0.0.1 and
+    then, as the same origin, call whatever listens there, such as a developer's actions
+    through ``POST /``. The browser still sends ``Host: attacker.example``, a name no hub a
+    developer runs answers to.
+    """
+    names = frozenset(name.removesuffix(".").casefold() for name in allowed)
+
+    @web.middleware
+    async def refuse_other_hosts(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        name = host_header_name(request.headers.get(hdrs.HOST, ""))
+        if is_loopback_host(name) or name.removesuffix(".").casefold() in names:
+            return await handler(request)
+        return web.Response(status=421, text=MISDIRECTED)
+
+    return refuse_other_hosts
 
 
 @web.middleware
@@ -117,6 +164,10 @@ class LocalHub:
       ``token_created`` and ``token_deleted`` (the test hooks below). A frame it cannot
       decode, or any binary frame, closes the socket with 1011; `idle_timeout` seconds
       without a frame either way close it with 1002; stopping the hub closes it with 1012.
+    * Every request, the upgrade included, is answered 421 unless its ``Host`` header names
+      ``localhost``, a loopback address, the hub's `host` (unless it binds every interface)
+      or a host in `allowed_hosts`, with any port: a web page cannot reach the hub through
+      DNS rebinding (see `check_host`).
     * ``POST /`` with ``{"service_id", "action", "fields"}``: calls the action through a
       joined consumer and answers with the real hub's status codes (see `front`): 200 or 400
       from the consumer's ``status`` and ``message``, 400 for a missing parameter, 401 with
@@ -158,6 +209,7 @@ class LocalHub:
       the socket on every binary frame (1011).
     * The test hub accepts the ``Origin`` host ``localhost`` only and production its own
       host; the local hub accepts ``localhost``, its own `host` and `origin_hosts`.
+    * The real hub answers any ``Host``; the local hub only the ones above.
     """
 
     def __init__(
@@ -173,8 +225,14 @@ class LocalHub:
         max_in_flight: int | None = None,
         api_token: str | None = None,
         origin_hosts: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         self.host = host
+        # Host headers answered besides this machine's: the address it was told to bind
+        # (unless that is every interface), and those allowed explicitly.
+        self._allowed_hosts = frozenset(
+            {*allowed_hosts, *([] if host in _EVERY_INTERFACE else [host])}
+        )
         self.port = port
         self.idle_timeout = idle_timeout
         self.answer_heartbeats: bool = True
@@ -202,7 +260,7 @@ class LocalHub:
         self._changed = asyncio.Event()
         self._router.start()
         self._front.start()
-        app = web.Application(middlewares=[_limit_request_line])
+        app = web.Application(middlewares=[check_host(self._allowed_hosts), _limit_request_line])
         app.router.add_get("/websocket", self._handle_socket)
         app.router.add_post("/", self._front.handle)
         app.router.add_route("*", "/{path:.*}", self._front.not_found)

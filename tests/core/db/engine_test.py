@@ -11,11 +11,13 @@ import unittest
 from pathlib import Path
 from typing import Any, ClassVar
 from unittest import mock
+from urllib.parse import quote
 
 from sqlalchemy import URL, create_engine, func, select, text
 from sqlalchemy.pool import NullPool
 
 from core.database import Database, DatabaseConfigError, DatabaseUnavailableError
+from core.db.errors import DatabaseStartupError, one_line_reason
 from core.redaction import redact_url
 from tests.databases import ALEMBIC_INI, fresh_postgres_url, isolate_environment
 from tests.fixtures.db.models import Item
@@ -122,6 +124,120 @@ class PostgresEngineTest(unittest.TestCase):
         self.assertGreaterEqual(killed, 1)
         with manager.session() as session:  # would raise OperationalError without pre-ping
             self.assertEqual(session.scalar(text("SELECT 1")), 1)
+
+
+# Passwords of every awkward shape; each holds "Zq7" and "Xk" so a fragment is recognisable.
+AWKWARD_PASSWORDS = (
+    "Zq7@Xk9w",
+    "Zq7@@Xk9w",
+    "Zq7@Xk:9w",
+    "Zq7@Xk#9w",
+    "Zq7/Xk@9w",
+    "Zq7@Xk/9w",
+    "Zq7@Xk?9w",
+    "Zq7%40Xk9w",
+    "Zq7 'Xk\\9w\"",
+    "Zq7\u00e9Xk9w\u2603",
+    " Zq7Xk9w ",
+)
+
+
+def fragments(password: str) -> set[str]:
+    """Every piece of `password` three characters long or longer."""
+    return {
+        password[start:end]
+        for start in range(len(password))
+        for end in range(start + 3, len(password) + 1)
+    }
+
+
+class OneLineReasonTest(unittest.TestCase):
+    def test_a_message_holding_the_password_is_not_shown_at_all(self) -> None:
+        error = OSError('could not translate host name "Xk9w@db" to address\nmore')
+        self.assertEqual(
+            one_line_reason(error, None, "Zq7"),
+            'could not translate host name "Xk9w@db" to address',
+        )
+        # Masking the match would spell a short password out ("tr***nsl***te" for "a").
+        for secret in ("a", "Xk9w", "Xk9w@db"):
+            with self.subTest(secret=secret):
+                self.assertEqual(
+                    one_line_reason(error, secret),
+                    "OSError (its message is not shown: it holds the password)",
+                )
+        encoded = OSError("bad URL postgresql://u:Zq7%40Xk9w@h/d")
+        self.assertIn("not shown", one_line_reason(encoded, "Zq7@Xk9w"))
+
+
+class PasswordNeverShownTest(unittest.TestCase):
+    """Against the real PostgreSQL (which trusts its local users, so any password connects):
+    however the password is written, the right host is reached, and no error shows any
+    piece of the password."""
+
+    url: ClassVar[URL]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.url = fresh_postgres_url(cls)
+
+    def setUp(self) -> None:
+        isolate_environment(self)
+
+    def ways_of_writing(self, password: str, database: str, port: int) -> dict[str, dict[str, str]]:
+        """The environments that give `password` for `database` on `port`."""
+        host, user = self.url.host or "127.0.0.1", self.url.username or "postgres"
+        place = f"{host}:{port}/{database}"
+        return {
+            "as it is": {"DATABASE_URL": f"postgresql://{user}:{password}@{place}"},
+            "percent-encoded": {
+                "DATABASE_URL": f"postgresql://{user}:{quote(password, safe='')}@{place}"
+            },
+            "POSTGRES_*": {
+                "POSTGRES_HOST": host,
+                "POSTGRES_PORT": str(port),
+                "POSTGRES_USER": user,
+                "POSTGRES_PASSWORD": password,
+                "POSTGRES_DB_TEST": database,
+            },
+        }
+
+    def outcome(self, env: dict[str, str]) -> str:
+        """ "connected", or the error the start-up would print."""
+        with mock.patch.dict(os.environ, env):
+            manager = Database()
+            try:
+                manager.initialize()
+            except DatabaseStartupError as error:
+                return str(error)
+            manager.dispose()
+            return "connected"
+
+    def test_every_way_of_writing_reaches_the_server_or_says_why_without_the_password(
+        self,
+    ) -> None:
+        port = self.url.port or 5432
+        connected = 0
+        for password in AWKWARD_PASSWORDS:
+            targets = {
+                "the database": (str(self.url.database), port),
+                "a missing database": ("py_service_no_such_database", port),
+                "a closed port": (str(self.url.database), 1),
+            }
+            for target, (database, target_port) in targets.items():
+                for way, env in self.ways_of_writing(password, database, target_port).items():
+                    with self.subTest(password=password, target=target, way=way):
+                        outcome = self.outcome(env)
+                        shown = sorted(piece for piece in fragments(password) if piece in outcome)
+                        self.assertEqual(shown, [], outcome)
+                        self.assertNotIn("\n", outcome)
+                        if target == "the database" and way != "as it is":
+                            self.assertEqual(outcome, "connected")
+                        if outcome == "connected":
+                            connected += 1
+                        elif target == "a missing database" and "after its host" not in outcome:
+                            self.assertIn("py_service_no_such_database", outcome)
+        # As written: all but the two whose "@" comes after a "/" or "?" (refused) connect.
+        self.assertEqual(connected, 2 * len(AWKWARD_PASSWORDS) + len(AWKWARD_PASSWORDS) - 2)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,55 @@ class SelectionTest(unittest.TestCase):
             self.assertNotIn("s3cret", message)
 
 
+class PasswordWithAtSignTest(unittest.TestCase):
+    """An "@" in a password, written as it is: the password is the whole of it."""
+
+    def test_the_password_runs_to_the_last_at_sign_before_the_host_ends(self) -> None:
+        cases = {
+            "postgresql://svc:Zq7@Xk9w@db.internal:5432/app": ("Zq7@Xk9w", "db.internal", 5432),
+            "postgresql://svc:Zq7@@Xk9w@db.internal/app": ("Zq7@@Xk9w", "db.internal", None),
+            "postgresql://svc:Zq7@Xk:9w@db.internal:6543/app": ("Zq7@Xk:9w", "db.internal", 6543),
+            "postgresql://svc:Zq7@Xk#9w@db.internal/app": ("Zq7@Xk#9w", "db.internal", None),
+            "postgresql://svc:Zq7/Xk@9w@db.internal/app": ("Zq7/Xk@9w", "db.internal", None),
+            "postgresql://svc:Zq%37@Xk9w@db.internal/app": ("Zq7@Xk9w", "db.internal", None),
+            "postgresql://svc:Zq7%40Xk9w@db.internal/app": ("Zq7@Xk9w", "db.internal", None),
+            "postgres://svc:Zq7@Xk9w@[::1]:5432/app": ("Zq7@Xk9w", "::1", 5432),
+        }
+        for raw, (password, host, port) in cases.items():
+            with self.subTest(raw=raw):
+                url = DatabaseSettings.from_environment({"DATABASE_URL": raw}).url
+                self.assertEqual((url.password, url.host, url.port), (password, host, port))
+                self.assertEqual((url.username, url.database), ("svc", "app"))
+                self.assertEqual(url.drivername, "postgresql+psycopg2")
+                self.assertNotIn("Xk", shown_url(url))
+
+    def test_an_at_sign_after_the_host_is_refused_without_showing_anything(self) -> None:
+        for raw in (
+            "postgresql://svc:Zq7@Xk/9w@db.internal/app",
+            "postgresql://svc:Zq7@Xk?9w@db.internal/app",
+            "postgresql://svc:Zq7@Xk/9w?x@db.internal:5432/app",
+            "postgresql://svc:Zq7Xk9w@db.internal/app?application_name=me@home",
+        ):
+            with self.subTest(raw=raw), self.assertRaises(DatabaseConfigError) as caught:
+                DatabaseSettings.from_environment({"DATABASE_URL": raw})
+            message = str(caught.exception)
+            self.assertIn("write an '@' of the password, the database name or a parameter", message)
+            self.assertIn("got 'postgresql://'... (the rest is not shown", message)
+            for fragment in ("Zq7", "Xk", "9w", "db.internal", "home"):
+                self.assertNotIn(fragment, message)
+
+    def test_without_a_password_an_at_sign_is_left_to_sqlalchemy(self) -> None:
+        url = DatabaseSettings.from_environment({"DATABASE_URL": "sqlite:////tmp/a@b.db"}).url
+        self.assertEqual(url.database, "/tmp/a@b.db")
+        url = DatabaseSettings.from_environment(
+            {"DATABASE_URL": "postgresql://me@corp@db.internal/app?application_name=x@y"}
+        ).url
+        self.assertEqual(
+            (url.username, url.host, url.query),
+            ("me@corp", "db.internal", {"application_name": "x@y"}),
+        )
+
+
 class ShownUrlTest(unittest.TestCase):
     """A URL as logs and messages show it."""
 

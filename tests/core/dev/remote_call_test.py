@@ -299,6 +299,7 @@ class AroundTheHubTest(unittest.IsolatedAsyncioTestCase):
             credentials=self.remote("http://user:pw@127.0.0.1:4000"),
             timeout=self.remote("http://127.0.0.1:4000", "--timeout", "0"),
             no_service=run_cli("call", "Shout", "--hub", "http://127.0.0.1:4000"),
+            flag_alone=run_cli("call", "Shout", "{}", "--allow-plain-http"),
             bad_fields=run_cli(
                 "call",
                 "Shout",
@@ -316,8 +317,110 @@ class AroundTheHubTest(unittest.IsolatedAsyncioTestCase):
         self.assertNotIn("pw", results["credentials"].stderr)
         assert_one_line_error(self, results["timeout"], 2, "--timeout")
         assert_one_line_error(self, results["no_service"], 2, "--service-id")
+        assert_one_line_error(self, results["flag_alone"], 2, "--allow-plain-http go with --hub")
         # FIELDS are checked before anything is sent (there is no hub on port 4000 here).
         assert_one_line_error(self, results["bad_fields"], 2, "JSON object")
+
+
+# What a hostile answer may hold for a terminal: clear the screen and home the cursor (CSI
+# as ESC [ and as the C1 byte), a title change ended by BEL, a carriage return to overwrite
+# the line, a bidirectional override, and a lone surrogate that no terminal can print.
+TERMINAL_TRICKS = "\x1b[2J\x1b[H\x9b31m\x1b]0;owned\x07\rfake line\u202e\ud800"
+
+
+def assert_nothing_for_the_terminal(test: unittest.TestCase, output: str) -> None:
+    """Every character of `output` is printable, but the newlines ending its lines."""
+    test.assertTrue(output.replace("\n", "").isprintable(), repr(output))
+
+
+class HostileAnswerTest(unittest.IsolatedAsyncioTestCase):
+    """Whatever answers, nothing reaches the terminal that a terminal would act on."""
+
+    def remote(self, hub: str, *extra: str, **env: str) -> Awaitable[Result]:
+        env.setdefault("PLUGBOARD_API_TOKEN", ACCOUNT_TOKEN)
+        return run_cli(
+            "call", "Shout", '{"text": "x"}', "--hub", hub, "--service-id", "1", *extra, **env
+        )
+
+    async def test_escapes_are_escaped_wherever_they_are_echoed(self) -> None:
+        answer = {"status": f"success{TERMINAL_TRICKS}", "message": {TERMINAL_TRICKS: "\U0001f600"}}
+        body = json.dumps(answer).encode()
+        json_answer = StandIn(http_answer("200 OK", {"Content-Type": "application/json"}, body))
+        # A header holds no CR or LF, but every other control character can be in it.
+        location = "https://hub.example/\x1b[2J\x1b]0;owned\x07\x7f"
+        moved = StandIn(http_answer("302 Found", {"Location": location}, b""))
+        not_json = StandIn(
+            http_answer(
+                "502 Bad Gateway", {}, f"<h1>{TERMINAL_TRICKS}</h1>".encode("utf-8", "replace")
+            )
+        )
+
+        async def broken_status(writer: asyncio.StreamWriter) -> None:
+            writer.write(f"HTTP/1.1 2\x1b[2J00 OK{TERMINAL_TRICKS[:20]}\r\n\r\n".encode("latin-1"))
+            await writer.drain()
+
+        broken = StandIn(broken_status)
+        async with (
+            json_answer as json_url,
+            moved as moved_url,
+            not_json as html_url,
+            broken as broken_url,
+        ):
+            results = await run_all(
+                json=self.remote(json_url),
+                json_only=self.remote(json_url, "--json"),
+                moved=self.remote(moved_url),
+                not_json=self.remote(html_url),
+                broken=self.remote(broken_url),
+            )
+        for name, result in results.items():
+            with self.subTest(name=name):
+                assert_nothing_for_the_terminal(self, result.stdout)
+                assert_nothing_for_the_terminal(self, result.stderr)
+                self.assertNotIn(ACCOUNT_TOKEN, result.stdout + result.stderr)
+        # The printed JSON is still the answer, escapes and all.
+        printed, status = split_call_output(results["json"].stdout)
+        self.assertEqual(printed, answer)
+        self.assertEqual(json.loads(results["json_only"].stdout), answer)
+        self.assertTrue(status.startswith("HTTP 200 (success\\x1b[2J"), status)
+        assert_one_line_error(self, results["moved"], 1, "HTTP 302", "https://hub.example/\\x1b")
+        assert_one_line_error(self, results["not_json"], 1, "HTTP 502", "not JSON")
+        assert_one_line_error(self, results["broken"], 1, "broke off the answer")
+
+    async def test_the_token_goes_over_plain_http_to_another_machine_only_when_allowed(
+        self,
+    ) -> None:
+        ok = json.dumps({"status": "success", "message": "hi"}).encode()
+        # A proxy on loopback stands for the road to a remote hub: urllib sends a plain
+        # http:// request for any host to it (https:// would be a CONNECT tunnel instead).
+        proxy = StandIn(http_answer("200 OK", {"Content-Type": "application/json"}, ok))
+        remote_hub = "http://hub.example.test:4000"
+        async with proxy as proxy_url:
+            refused = await self.remote(remote_hub, http_proxy=proxy_url)
+            self.assertEqual(proxy.requests, [])  # refused before anything left
+            results = await run_all(
+                allowed=self.remote(remote_hub, "--allow-plain-http", http_proxy=proxy_url),
+                no_token=self.remote(remote_hub, http_proxy=proxy_url, PLUGBOARD_API_TOKEN=""),
+            )
+        assert_one_line_error(
+            self,
+            refused,
+            2,
+            "PLUGBOARD_API_TOKEN",
+            "unencrypted to http://hub.example.test:4000/",
+            "--allow-plain-http",
+        )
+        self.assertNotIn(ACCOUNT_TOKEN, refused.stderr)
+        allowed = results["allowed"]
+        self.assertEqual(allowed.returncode, 0, allowed.stderr)
+        self.assertIn("warning: the account token travels unencrypted", allowed.stderr)
+        self.assertEqual(results["no_token"].returncode, 0, results["no_token"].stderr)
+        self.assertEqual(results["no_token"].stderr, "")
+        sent = sorted(proxy.requests, key=len)
+        self.assertEqual(len(sent), 2)
+        self.assertNotIn(b"Authorization", sent[0])
+        self.assertIn(f"Authorization: Bearer {ACCOUNT_TOKEN}".encode(), sent[1])
+        self.assertTrue(sent[1].startswith(b"POST http://hub.example.test:4000/ HTTP/1.1"))
 
 
 class PrivateChannelTest(unittest.TestCase):

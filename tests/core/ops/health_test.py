@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import unittest
 from typing import Any, ClassVar
@@ -201,6 +202,134 @@ class HealthTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn('plugboard_request_wait_seconds_count{action="Overrun"} 0.0', after)
         self.assertIn("plugboard_worker_threads_busy 0.0", after)
         self.assertIn("plugboard_worker_threads_overrun 0.0", after)
+
+
+PARTIAL_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # never finished: a slow client
+
+
+class ConnectionCapTest(unittest.IsolatedAsyncioTestCase):
+    """Whoever reaches the port holds at most `max_connections` connections, and slow ones
+    never keep a probe out."""
+
+    CAP = 16
+
+    async def asyncSetUp(self) -> None:
+        self.hub = LocalHub()
+        await self.hub.start()
+        self.addAsyncCleanup(self.hub.stop)
+        self.consumer = await start_consumer(self.hub).joined()
+        self.addAsyncCleanup(self.consumer.stop)
+
+    async def serve(self, **options: Any) -> HealthServer:
+        # A long request timeout: a connection that ends here was closed by the cap.
+        server = HealthServer(
+            self.consumer.client,
+            0,
+            host="127.0.0.1",
+            max_connections=self.CAP,
+            request_timeout=60,
+            **options,
+        )
+        await server.start()
+        self.addAsyncCleanup(server.stop)
+        return server
+
+    async def open(self, server: HealthServer, count: int, request: bytes) -> list[Any]:
+        """`count` connections that sent `request`, each with a task reading until EOF."""
+        connections = []
+        for _ in range(count):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            self.addCleanup(writer.close)
+            writer.write(request)
+            connections.append(asyncio.ensure_future(reader.read()))
+        return connections
+
+    async def test_500_slow_connections_hold_no_more_than_the_cap(self) -> None:
+        server = await self.serve()
+        slow = await self.open(server, 500, PARTIAL_REQUEST)
+        # Each connection past the cap took the place of the oldest one still waiting.
+        await wait_until(lambda: sum(task.done() for task in slow) == 500 - self.CAP)
+        self.assertEqual(server.open_connections, self.CAP)
+        self.assertTrue(all(task.done() for task in slow[: 500 - self.CAP]))
+        self.assertEqual({task.result() for task in slow if task.done()}, {b""})
+        # A probe still gets its answer at once, in the place of the oldest slow client.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"), answer[:80])
+        self.assertTrue(slow[500 - self.CAP].done())
+        self.assertLessEqual(server.open_connections, self.CAP)
+        for task in slow:
+            task.cancel()
+
+    async def test_with_every_connection_being_answered_a_new_one_is_closed_at_once(
+        self,
+    ) -> None:
+        gate, entered = asyncio.Event(), []
+
+        async def held() -> str | None:
+            entered.append(1)
+            await gate.wait()
+            return None
+
+        server = await self.serve(checks=[("held", held)])
+        busy = await self.open(server, self.CAP, b"GET /readyz HTTP/1.1\r\n\r\n")
+        await wait_until(lambda: len(entered) == self.CAP)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        self.addCleanup(writer.close)
+        # Closed without an answer, well before the 60 s a request may take to arrive.
+        self.assertEqual(await asyncio.wait_for(reader.read(), 5), b"")
+        self.assertEqual(server.open_connections, self.CAP)
+        gate.set()
+        answers = await asyncio.wait_for(asyncio.gather(*busy), 5)
+        self.assertTrue(all(answer.startswith(b"HTTP/1.1 200 OK") for answer in answers))
+        await wait_until(lambda: server.open_connections == 0)
+
+
+def ipv6_loopback() -> bool:
+    """Whether this machine can listen on and reach ::1."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+class BindAddressTest(unittest.IsolatedAsyncioTestCase):
+    async def asyncSetUp(self) -> None:
+        self.hub = LocalHub()
+        await self.hub.start()
+        self.addAsyncCleanup(self.hub.stop)
+        self.consumer = start_consumer(self.hub)
+        self.addAsyncCleanup(self.consumer.stop)
+
+    async def status(self, host: str, port: int) -> bytes:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /healthz HTTP/1.1\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return answer.split(b"\r\n", 1)[0]
+
+    async def test_by_default_one_port_answers_on_ipv4_and_ipv6(self) -> None:
+        server = HealthServer(self.consumer.client, 0)
+        await server.start()
+        self.addAsyncCleanup(server.stop)
+        self.assertEqual(await self.status("127.0.0.1", server.port), b"HTTP/1.1 200 OK")
+        if ipv6_loopback():
+            self.assertEqual(await self.status("::1", server.port), b"HTTP/1.1 200 OK")
+
+    async def test_a_host_binds_that_address_only(self) -> None:
+        server = HealthServer(self.consumer.client, 0, host="127.0.0.1")
+        await server.start()
+        self.addAsyncCleanup(server.stop)
+        self.assertEqual(await self.status("127.0.0.1", server.port), b"HTTP/1.1 200 OK")
+        if ipv6_loopback():
+            with self.assertRaises(OSError):
+                await self.status("::1", server.port)
 
 
 if __name__ == "__main__":

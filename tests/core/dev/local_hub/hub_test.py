@@ -8,7 +8,8 @@ import unittest
 
 from websockets.exceptions import ConnectionClosed
 
-from tests.core.dev.local_hub.harness import CATALOG, RECV_TIMEOUT, LocalHubTestCase
+from core.dev.local_hub.hub import MISDIRECTED, LocalHub
+from tests.core.dev.local_hub.harness import CATALOG, RECV_TIMEOUT, TOKEN, LocalHubTestCase
 
 
 class LocalHubTest(LocalHubTestCase):
@@ -126,6 +127,76 @@ class LocalHubTest(LocalHubTestCase):
                 self.assertEqual((status, body), (403, b""))
         hub = await self.start_hub(origin_hosts=["app.example"])
         await self.connect(self.consumer_url(hub), origin="https://app.example:8443")
+
+    async def answer_to(self, hub: LocalHub, request: str) -> bytes:
+        """Send `request` by hand and return the whole answer (the hub closes after it)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+        self.addCleanup(writer.close)
+        writer.write(request.encode())
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), RECV_TIMEOUT)
+
+    def post(self, host: str | None) -> str:
+        """``POST /`` without parameters (the front answers 400), with `host` as Host."""
+        host_line = "" if host is None else f"Host: {host}\r\n"
+        return f"POST / HTTP/1.1\r\n{host_line}Content-Length: 0\r\nConnection: close\r\n\r\n"
+
+    async def test_only_a_host_header_naming_this_machine_is_answered(self) -> None:
+        port = self.hub.port
+        answered = (
+            "localhost",
+            f"localhost:{port}",
+            "LocalHost.",
+            f"127.0.0.1:{port}",
+            "127.0.0.2",
+            f"[::1]:{port}",
+            "[::1]",
+        )
+        for host in answered:
+            with self.subTest(host=host):
+                answer = await self.answer_to(self.hub, self.post(host))
+                self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:80])
+        # What a page on attacker.example sends once the name points at 127.0.0.1.
+        refused = (
+            "attacker.example",
+            f"attacker.example:{port}",
+            "localhost.attacker.example",
+            "127.0.0.1.nip.io",
+            "0.0.0.0",
+            "[::1]x",
+            "localhost:x",
+            "[::1]:80:1",
+            "",
+        )
+        for host in refused:
+            with self.subTest(host=host):
+                answer = await self.answer_to(self.hub, self.post(host))
+                self.assertTrue(answer.startswith(b"HTTP/1.1 421 Misdirected Request"), answer)
+                self.assertTrue(answer.endswith(b"\r\n\r\n" + MISDIRECTED.encode()), answer)
+        no_host = await self.answer_to(self.hub, self.post(None).replace("HTTP/1.1", "HTTP/1.0"))
+        self.assertTrue(no_host.startswith(b"HTTP/1.0 421 "), no_host[:80])
+        # The consumer socket too: a page could otherwise open one in a developer's name.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        self.addCleanup(writer.close)
+        writer.write(
+            f"GET /websocket?token={TOKEN} HTTP/1.1\r\nHost: attacker.example:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
+        )
+        upgrade = await asyncio.wait_for(reader.readline(), RECV_TIMEOUT)
+        self.assertEqual(upgrade, b"HTTP/1.1 421 Misdirected Request\r\n")
+        self.assertEqual(self.hub.connection_count(), 0)
+
+    async def test_hosts_allowed_explicitly_and_the_bound_address(self) -> None:
+        hub = await self.start_hub(host="0.0.0.0", allowed_hosts=["hub", "Py-Service.test."])
+        for host in ("hub", "hub:4000", "py-service.test", "localhost"):
+            with self.subTest(host=host):
+                answer = await self.answer_to(hub, self.post(host))
+                self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:80])
+        for host in ("0.0.0.0", "0.0.0.0:4000", "hub.example"):  # every interface names none
+            with self.subTest(host=host):
+                answer = await self.answer_to(hub, self.post(host))
+                self.assertTrue(answer.startswith(b"HTTP/1.1 421 "), answer[:80])
 
     async def status_line(self, target: str) -> bytes:
         """Send ``GET target`` by hand and return the status line of the answer."""

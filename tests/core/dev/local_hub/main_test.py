@@ -45,6 +45,8 @@ class HelpTest(unittest.TestCase):
             "--service-id",
             "--request-timeout",
             "--origin-host",
+            "--allow-host",
+            "Host header",
         ):
             self.assertIn(needle, text)
 
@@ -77,6 +79,8 @@ class RunTest(unittest.IsolatedAsyncioTestCase):
             "7",
             "--service-name",
             "cli",
+            "--allow-host",
+            "hub.test",
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -117,6 +121,11 @@ class RunTest(unittest.IsolatedAsyncioTestCase):
             async with await call as answer:
                 self.assertEqual(answer.status, 200)
                 self.assertEqual((await answer.json())["message"], "hi")
+
+            # Answered for --allow-host's name; 421 for any other that is not this machine.
+            for host, status in (("hub.test:4000", 400), ("attacker.example", 421)):
+                async with session.post(http_url + "/", headers={"Host": host}) as answer:
+                    self.assertEqual(answer.status, status, host)
 
         process.send_signal(signal.SIGTERM)
         with self.assertRaises(ConnectionClosed) as caught:
