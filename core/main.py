@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -126,9 +127,16 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
     from core.hub.event_handler import EventHandler
     from core.model.registry import ActionRegistry, DiscoveryError
     from core.model.runner import ActionRunner
+    from core.ops.tracing import TracingError, start_tracing
 
     if not local and (missing := settings.missing_connection_settings()):
         return fail(f"{' and '.join(missing)} must be set (or run with --local)")
+    try:
+        # Off unless the OTEL_* variables ask for it and the SDK is installed: then, and only
+        # then, OpenTelemetry is loaded (core.ops.tracing).
+        tracing = start_tracing(os.environ)
+    except TracingError as error:
+        return fail(str(error))
     try:
         actions = ActionRegistry.discover(settings.actions_path, ActionRunner)
         events = ActionRegistry.discover(settings.events_path, EventHandler)
@@ -137,6 +145,8 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         return fail(f"cannot load actions or events: {error}")
     if not actions:
         logger.warning("no actions found under %s", settings.actions_path)
+    if tracing is not None:
+        tracing.instrument_http_clients()
     # The database stack (SQLAlchemy, Alembic) loads only for a service that uses it: one
     # with a database configured, or whose actions or lifespans imported core.database.
     uses_database = settings.database_configured or "core.db.database" in sys.modules
@@ -148,6 +158,11 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         except DatabaseStartupError as error:  # unreachable: not a configuration error
             sys.stderr.write(f"error: {printable(str(error))}\n")
             return EXIT_DATABASE
+        if tracing is not None:
+            # After the migration: its statements belong to no request.
+            from core.db.database import database
+
+            tracing.instrument_database(database.engine)
     else:
         logger.info(
             "no database: no action imports core.database and none is configured "
@@ -157,6 +172,8 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         # Resources open before the hub sees this replica, and close (last in this stack)
         # once client.run() has delivered the last response.
         state = State()
+        if tracing is not None:
+            stack.callback(tracing.shutdown)  # the last spans leave after the last response
         try:
             await stack.enter_async_context(open_lifespans(lifespans, state))
         except LifespanError as error:
@@ -173,10 +190,13 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
             sys.stdout.flush()
         client = PlugboardClient(settings, actions, events)
         client.executor.state = state
+        if tracing is not None:
+            client.executor.tracer = tracing.tracer
         if settings.health_port is not None:
             from core.ops.health import HealthServer
 
-            checks = [("database", database_ready)] if uses_database else []
+            ready = database_ready if tracing is None else tracing.untraced(database_ready)
+            checks = [("database", ready)] if uses_database else []
             health = HealthServer(client, settings.health_port, checks=checks)
             await health.start()
             stack.push_async_callback(health.stop)

@@ -28,7 +28,8 @@ from core.execution.limits import Slots
 from core.execution.responses import error_response, internal_error, validation_response
 from core.execution.stats import ActionStats
 from core.execution.threads import WorkerThreads
-from core.log import RateLimitedLog, request_log, truncate
+from core.execution.tracing import RequestSpan, RequestTracer
+from core.log import RateLimitedLog, request_context, request_log, truncate
 from core.model.response import ActionResponse
 from core.model.runner import CONTEXT, ActionRunner, run_convention
 
@@ -90,7 +91,8 @@ class RequestExecutor:
     """Runs requests as tasks under the concurrency limits and answers each exactly once.
 
     `state` is handed to every request's `Context` (the lifespan functions fill it); `threads`
-    runs the plain ``def run()`` actions. An action class whose `run()` has neither accepted
+    runs the plain ``def run()`` actions; `tracer`, when set, gives each request a span
+    (`core.ops.otel`). An action class whose `run()` has neither accepted
     signature, or whose limits are out of range, raises `ActionDefinitionError` here.
     """
 
@@ -130,6 +132,7 @@ class RequestExecutor:
         self._sweeper: asyncio.TimerHandle | None = None
         self._accepting = True
         self._bad_input = RateLimitedLog(logger)
+        self.tracer: RequestTracer | None = None
 
     @property
     def in_flight(self) -> int:
@@ -199,6 +202,12 @@ class RequestExecutor:
         assert task is not None  # always run as a task by submit()
         name = action_name if type(action_name) is str else "?"
         plan = self._plans.get(name)
+        # Every log record made while this request runs names it (core.log), and so does its
+        # span when tracing is on; unknown names are the caller's choice, so not theirs.
+        request_context.set((name if plan is not None else UNKNOWN_ACTION, response_ref))
+        span: RequestSpan | None = None
+        if self.tracer is not None:
+            span = self.tracer.start(name if plan is not None else UNKNOWN_ACTION, response_ref)
         if fields is None:
             fields = {}
         ctx: Context | None = None
@@ -264,7 +273,9 @@ class RequestExecutor:
             if task not in self._expired:
                 response = error_response(503, "The service shut down before the action finished")
                 try:
-                    self._answer(response_ref, name, plan, response, started)
+                    status_code = self._answer(response_ref, name, plan, response, started)
+                    if span is not None:
+                        span.end(status_code)
                 finally:
                     self._forget(task)
                 raise
@@ -273,12 +284,13 @@ class RequestExecutor:
             in_thread = ctx is not None and plan is not None and plan[2] >= THREAD_CONTEXT
             response = self._timed_out(response_ref, name, in_thread)
         try:
-            self._answer(response_ref, name, plan, response, started)
+            status_code = self._answer(response_ref, name, plan, response, started)
+            if span is not None:
+                span.end(status_code)
         finally:
             self._forget(task)
 
-    @staticmethod
-    async def _wait_for_slot(slots: Slots, stats: ActionStats) -> None:
+    async def _wait_for_slot(self, slots: Slots, stats: ActionStats) -> None:
         """Wait for a slot of `slots` (none is free), counted in the action's wait metrics."""
         stats.waiting += 1
         began = time.perf_counter()
@@ -286,7 +298,10 @@ class RequestExecutor:
             await slots.wait()
         finally:
             stats.waiting -= 1
-            stats.record_wait(time.perf_counter() - began)
+            waited = time.perf_counter() - began
+            stats.record_wait(waited)
+            if self.tracer is not None:
+                self.tracer.waited(waited)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         """Drop an answered request's task, time limit and expiry mark."""
@@ -308,6 +323,8 @@ class RequestExecutor:
     def _raised(self, name: str, response_ref: str) -> ActionResponse:
         """The 500 answer when run() raised (call inside `except`): the traceback is logged."""
         error_id, response = internal_error()
+        if self.tracer is not None:
+            self.tracer.failed(error_id)
         logger.exception(
             "action %s raised (error id %s, ref %s)",
             name,
@@ -320,6 +337,8 @@ class RequestExecutor:
     def _not_a_response(self, name: str, response_ref: str, result: Any) -> ActionResponse:
         """The 500 answer when run() returned something else than an `ActionResponse`."""
         error_id, response = internal_error()
+        if self.tracer is not None:
+            self.tracer.failed(error_id)
         if result is None:
             what = "None (does run() end without `return ActionResponse(...)`?)"
         else:
@@ -370,9 +389,9 @@ class RequestExecutor:
         plan: Plan | None,
         response: ActionResponse,
         started: float,
-    ) -> None:
+    ) -> int:
         """Send the response, then count and log the request with the status sent (`plan` is
-        None for an unknown action)."""
+        None for an unknown action); returns that status code."""
         duration = time.perf_counter() - started
         replaced = self._respond(response_ref, response.to_payload(), duration)
         if replaced is None:
@@ -389,6 +408,7 @@ class RequestExecutor:
             name = truncate(name, 100)
         stats.record(status_code, duration, message)
         request_log.write(name, status_code, duration, response_ref)
+        return status_code
 
     async def _run_in_thread(self, instance: ActionRunner, ctx: Context, mode: int) -> Any:
         if mode == THREAD_CONTEXT:
