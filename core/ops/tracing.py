@@ -15,6 +15,7 @@ OpenTelemetry is loaded, so a replica's start-up time and memory stay as they ar
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -54,6 +55,10 @@ def start_tracing(environ: Mapping[str, str]) -> Tracing | None:
     if not requested(environ):
         return None
     try:
+        # Looking for the package imports nothing; importing it without the SDK would load
+        # whatever part of OpenTelemetry is there before failing.
+        if importlib.util.find_spec("opentelemetry") is None:
+            raise ImportError(name="opentelemetry")
         from core.ops import otel
     except ImportError as error:
         if not (error.name or "").startswith("opentelemetry"):
