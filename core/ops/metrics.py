@@ -14,8 +14,10 @@ prometheus_client's default arguments (``Counter("orders_charged", "...")``).
 from __future__ import annotations
 
 import logging
+import math
 import platform
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -39,6 +41,31 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The families the service builds itself: one of the same name on the default registry is left
 # out (a scrape must not show a name twice).
 OWN_PREFIX = "plugboard_"
+# Where the container's memory limit is read: cgroup v2, then v1 (Linux; Kubernetes and Docker
+# set it from the container's memory limit).
+CGROUP_MEMORY_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+# cgroup v1 writes "no limit" as a number near 2**63 (rounded down to a page).
+_UNLIMITED_V1 = 2**62
+
+
+def memory_limit(paths: tuple[Path, ...] = CGROUP_MEMORY_LIMITS) -> float:
+    """The container's memory limit in bytes, +Inf when none is set or none can be read."""
+    for path in paths:
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text == "max":
+            return math.inf
+        try:
+            limit = int(text)
+        except ValueError:
+            continue
+        return math.inf if limit >= _UNLIMITED_V1 else float(limit)
+    return math.inf
 
 
 class ClientCollector(Collector):
@@ -164,6 +191,12 @@ class ClientCollector(Collector):
         )
         build.add_metric([VERSION, platform.python_version(), client.catalog_hash], 1)
         yield build
+        yield GaugeMetricFamily(
+            "plugboard_memory_limit_bytes",
+            "The container's memory limit (cgroup), +Inf when none is set; compare "
+            "process_resident_memory_bytes with it",
+            value=memory_limit(),
+        )
 
 
 class DefaultRegistry(Collector):

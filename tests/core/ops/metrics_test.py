@@ -4,10 +4,14 @@ actions register on prometheus_client's default registry; one scrape of a real r
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import re
+import shutil
+import tempfile
 import tomllib
 import unittest
+from pathlib import Path
 
 import aiohttp
 
@@ -103,6 +107,28 @@ class MetricsTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(capture.text().count("leaves out the metric plugboard_joined"), 1)
         self.assertTrue(all(line.startswith("WARNING") for line in capture.lines))
         logging.getLogger(metrics.__name__).debug("checked")
+
+    def test_the_memory_limit_is_read_from_the_cgroup(self) -> None:
+        from core.ops.metrics import memory_limit
+
+        folder = Path(tempfile.mkdtemp(prefix="cgroup_"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        v2, v1, missing = folder / "memory.max", folder / "limit_in_bytes", folder / "none"
+        cases = [
+            ("268435456\n", None, 268435456.0),
+            ("max\n", None, math.inf),
+            (None, "536870912\n", 536870912.0),
+            (None, "9223372036854771712\n", math.inf),  # v1's "no limit"
+            ("garbage", "1024", 1024.0),
+            (None, None, math.inf),
+        ]
+        for v2_text, v1_text, expected in cases:
+            with self.subTest(v2=v2_text, v1=v1_text):
+                for path, content in ((v2, v2_text), (v1, v1_text)):
+                    path.unlink(missing_ok=True)
+                    if content is not None:
+                        path.write_text(content)
+                self.assertEqual(memory_limit((v2, v1, missing)), expected)
 
     def test_the_version_is_the_projects(self) -> None:
         with (PROJECT_ROOT / "pyproject.toml").open("rb") as handle:
