@@ -445,9 +445,7 @@ class TracingTest(unittest.IsolatedAsyncioTestCase):
     async def test_a_time_out_an_unknown_action_and_a_bad_request(self) -> None:
         from opentelemetry.trace import StatusCode
 
-        slow, unknown, bad = await self.call(
-            ("Slow", {}), ("No\nSuch" * 50, {}), ("Query", {"x": 1, "engine": 2})
-        )
+        slow, unknown, bad = await self.call(("Slow", {}), ("No\nSuch" * 50, {}), ("Query", [1, 2]))
         self.assertEqual((slow["status_code"], unknown["status_code"]), (504, 404))
         [timed_out] = self.spans("Slow process")
         self.assertEqual(timed_out.attributes["error.type"], "504")
@@ -457,7 +455,11 @@ class TracingTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(not_found.attributes["plugboard.response.status_code"], 404)
         self.assertEqual(not_found.status.status_code, StatusCode.UNSET)
         self.assertNotIn("error.type", not_found.attributes)
-        del bad
+        # Fields the schema refuses: 400, the caller's doing, not an error of the service.
+        self.assertEqual(bad["status_code"], 400)
+        [refused] = self.spans("Query process")
+        self.assertEqual(refused.attributes["plugboard.response.status_code"], 400)
+        self.assertEqual(refused.status.status_code, StatusCode.UNSET)
 
     async def test_the_wait_for_a_slot_is_on_the_span(self) -> None:
         OneAtATime.gate = asyncio.Event()
