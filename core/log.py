@@ -9,6 +9,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,11 +26,26 @@ FLUSH_LINES = 256
 FLUSH_QUANTUM = 0.001
 # The request log keeps the ``duration_ms`` texts of durations under 100 ms.
 _TENTHS_KEPT = 1000
-# Extra fields a record may carry (``logger.info(..., extra={...})``); JSON logs include them.
+# Extra fields the framework's own records carry (``logger.info(..., extra={...})``). JSON logs
+# write these and every other key a caller passed in ``extra``.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
+# The request being answered, as (action, ref): the executor sets it in each request's task,
+# and a worker thread runs with a copy of its caller's context variables, so every record made
+# while a request runs, by any logger, can name it (`_with_request`).
+request_context: ContextVar[tuple[str, str] | None] = ContextVar("request_context", default=None)
+# The attribute under which a record keeps what it was made in: (action, ref, trace id, span id),
+# the ids None when no sampled span is current.
+RECORD_CONTEXT = "plugboard_context"
+# The keys of the JSON line itself; an `extra` key with one of these names is written with
+# EXTRA_PREFIX before it instead of replacing it.
+JSON_KEYS = frozenset(
+    ("timestamp", "level", "logger", "message", "exception", "stack", "trace_id", "span_id")
+)
+EXTRA_PREFIX = "extra_"
 
 __all__ = [
     "CONTEXT_FIELDS",
+    "RECORD_CONTEXT",
     "JSONFormatter",
     "RateLimitedLog",
     "RequestLog",
@@ -36,10 +53,82 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "redact_url",
+    "request_context",
     "request_log",
     "secret_filter",
+    "set_trace_ids",
     "truncate",
 ]
+
+# Returns the current sampled span's (trace id, span id) in hex, or None; set by
+# `core.ops.otel` when tracing is on, so that nothing here imports OpenTelemetry.
+TraceIds = Callable[[], tuple[str, str] | None]
+_trace_ids: TraceIds | None = None
+
+
+def set_trace_ids(reader: TraceIds | None) -> None:
+    """Give every record made from now on the trace and span ids `reader` returns (None: stop)."""
+    global _trace_ids
+    _trace_ids = reader
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _with_request(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """The log record factory: the record, with the request and span it was made in.
+
+    A factory sees every record of every logger (a module logger in an action, a library),
+    in the thread and context that made it, before any handler. The context is kept under one
+    attribute of its own (`RECORD_CONTEXT`), not as ``action`` and ``ref``: logging refuses an
+    ``extra`` key that the record already has, and the framework's own lines pass those.
+    """
+    record = _base_factory(*args, **kwargs)
+    request = request_context.get()
+    ids = None if _trace_ids is None else _trace_ids()
+    if request is not None or ids is not None:
+        action, ref = request if request is not None else (None, None)
+        trace_id, span_id = ids if ids is not None else (None, None)
+        record.__dict__[RECORD_CONTEXT] = (action, ref, trace_id, span_id)
+    return record
+
+
+def install_record_factory() -> None:
+    """Make `_with_request` logging's record factory (once; whatever factory was set before
+    still makes the record)."""
+    global _base_factory
+    current = logging.getLogRecordFactory()
+    if current is not _with_request:
+        _base_factory = current
+        logging.setLogRecordFactory(_with_request)
+
+
+install_record_factory()
+
+
+def record_context(record: logging.LogRecord) -> tuple[Any, Any, str | None, str | None]:
+    """The (action, ref, trace id, span id) a record belongs to: its own ``action`` and ``ref``
+    (``extra``) first, else the request it was made in; each None when unknown."""
+    fields = record.__dict__
+    action, ref, trace_id, span_id = fields.get(RECORD_CONTEXT) or (None, None, None, None)
+    return fields.get("action", action), fields.get("ref", ref), trace_id, span_id
+
+
+def context_suffix(record: logging.LogRecord) -> str:
+    """What a text line adds for the request it was made in: `` [action=A ref=R]``, as
+    `ctx.logger` writes it (so one search for the ref finds every line of a request), and the
+    trace and span ids when tracing is on. A record that names its request itself (``extra``
+    with ``ref``: ctx.logger, the executor's own lines) says it in its message already."""
+    context = record.__dict__.get(RECORD_CONTEXT)
+    if context is None:
+        return ""
+    action, ref, trace_id, span_id = context
+    parts = []
+    if ref is not None and "ref" not in record.__dict__:
+        parts.append(f"action={action} ref={ref}")
+    if trace_id is not None:
+        parts.append(f"trace_id={trace_id} span_id={span_id}")
+    return f" [{' '.join(parts)}]" if parts else ""
 
 
 class SecretFilter(logging.Filter):
@@ -58,6 +147,14 @@ class SecretFilter(logging.Filter):
         """Start hiding `secret` (too-short values are ignored: they would mangle text)."""
         if len(secret) >= 4 and secret not in self._secrets:
             self._secrets = (*self._secrets, secret)
+
+    def hide(self, text: str) -> str:
+        """`text` with URL secrets and the known secrets replaced (for what leaves the process
+        by another way than a log record: a span's exception event)."""
+        text = redact_url(text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the record in place; never drops it."""
@@ -102,8 +199,9 @@ class TextFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        """Render `record`: its one escaped line, then any traceback, indented."""
-        record.message = printable(record.getMessage())
+        """Render `record`: its one escaped line (with the request it was made in), then any
+        traceback, indented."""
+        record.message = printable(record.getMessage() + context_suffix(record))
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
         line = self.formatMessage(record)
@@ -119,8 +217,23 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+# What every LogRecord has by itself: anything else in a record's attributes came from ``extra``
+# (or from a filter or factory that added it, which JSON logs show too).
+_RECORD_ATTRIBUTES = frozenset(
+    (
+        *logging.LogRecord("", 0, "", 0, "", (), None).__dict__,
+        "message",
+        "asctime",
+        "taskName",
+        RECORD_CONTEXT,
+    )
+)
+
+
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: timestamp, level, logger, message and request context."""
+    """One JSON object per line: timestamp, level, logger, message, the request it was made in
+    (``action``, ``ref``, and ``trace_id``/``span_id`` when tracing is on) and every ``extra``
+    key (one named like a key of the line itself is written as ``extra_<key>``)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render `record` as a JSON line."""
@@ -132,15 +245,36 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name in CONTEXT_FIELDS:
-            value = record.__dict__.get(name)
-            if value is not None:
-                data[name] = value
+        action, ref, trace_id, span_id = record_context(record)
+        if action is not None:
+            data["action"] = action
+        if ref is not None:
+            data["ref"] = ref
+        if trace_id is not None:
+            data["trace_id"], data["span_id"] = trace_id, span_id
+        for name, value in record.__dict__.items():
+            if name not in _RECORD_ATTRIBUTES and name not in ("action", "ref"):
+                data[EXTRA_PREFIX + name if name in JSON_KEYS else name] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             data["exception"] = record.exc_text
-        return json_line(json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":")))
+        if record.stack_info:
+            data["stack"] = self.formatStack(record.stack_info)
+        try:
+            text = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+        except (TypeError, ValueError):
+            # An extra value JSON cannot hold (a dict with tuple keys, a cycle): its text.
+            text = json.dumps(
+                {key: value if key in _PLAIN_KEYS else str(value) for key, value in data.items()},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+        return json_line(text)
+
+
+# The keys of a JSON line whose values are always plain text.
+_PLAIN_KEYS = frozenset(("timestamp", "level", "logger", "message", "exception", "stack"))
 
 
 _fast_handler: logging.StreamHandler[Any] | None = None
@@ -239,7 +373,8 @@ class RequestLog:
         if not logger.isEnabledFor(logging.INFO):
             return
         handler = _fast_handler
-        if handler is None or not _owns_output(handler, logger):
+        # With tracing on, each line goes through logging to carry its trace and span ids.
+        if handler is None or _trace_ids is not None or not _owns_output(handler, logger):
             duration_ms = round(seconds * 1000, 1)
             logger.info(
                 "action=%s status=%d duration_ms=%.1f ref=%s",

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -127,9 +128,16 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
     from core.hub.event_handler import EventHandler
     from core.model.registry import DiscoveryError, discover
     from core.model.runner import ActionRunner
+    from core.ops.tracing import TracingError, start_tracing
 
     if not local and (missing := settings.missing_connection_settings()):
         return fail(f"{' and '.join(missing)} must be set (or run with --local)")
+    try:
+        # Off unless the OTEL_* variables ask for it and the SDK is installed: then, and only
+        # then, OpenTelemetry is loaded (core.ops.tracing).
+        tracing = start_tracing(os.environ)
+    except TracingError as error:
+        return fail(str(error))
     try:
         actions = discover(settings.actions_path, ActionRunner)
         events = discover(settings.events_path, EventHandler)
@@ -138,6 +146,8 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         return fail(f"cannot load actions or events: {error}")
     if not actions:
         logger.warning("no actions found under %s", settings.actions_path)
+    if tracing is not None:
+        tracing.instrument_http_clients()
     # The database stack (SQLAlchemy, Alembic) loads only for a service that uses it: one
     # with a database configured, or whose actions or lifespans imported core.database.
     uses_database = settings.database_configured or "core.db.database" in sys.modules
@@ -149,6 +159,11 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         except DatabaseStartupError as error:  # unreachable: not a configuration error
             sys.stderr.write(f"error: {printable(str(error))}\n")
             return EXIT_DATABASE
+        if tracing is not None:
+            # After the migration: its statements belong to no request.
+            from core.db.database import database
+
+            tracing.instrument_database(database.engine)
     else:
         logger.info(
             "no database: no action imports core.database and none is configured "
@@ -158,6 +173,8 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
         # Resources open before the hub sees this replica, and close (last in this stack)
         # once client.run() has delivered the last response.
         state = State()
+        if tracing is not None:
+            stack.callback(tracing.shutdown)  # the last spans leave after the last response
         try:
             await stack.enter_async_context(open_lifespans(lifespans, state))
         except LifespanError as error:
@@ -174,10 +191,13 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
             sys.stdout.flush()
         client = PlugboardClient(settings, actions, events)
         client.executor.state = state
+        if tracing is not None:
+            client.executor.tracer = tracing.tracer
         if settings.health_port is not None:
             from core.ops.health import HealthServer
 
-            checks = [("database", database_ready)] if uses_database else []
+            ready = database_ready if tracing is None else tracing.untraced(database_ready)
+            checks = [("database", ready)] if uses_database else []
             health = HealthServer(
                 client, settings.health_port, host=settings.health_host or None, checks=checks
             )

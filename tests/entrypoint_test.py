@@ -429,6 +429,14 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
         self.assertFalse({"argparse", "core.dev.cli"} & imported, log)
         # The command's code came in as a module, from bytecode where there is some.
         self.assertIn("core.main", imported)
+        # Tracing not asked for (no OTEL_* variables), and /metrics never read: neither
+        # OpenTelemetry nor prometheus_client is loaded, installed or not.
+        self.assertIn("core.ops.tracing", imported)
+        self.assertEqual(
+            {name for name in imported if name.startswith(("opentelemetry", "prometheus_client"))},
+            set(),
+            log,
+        )
 
     async def test_a_configured_database_is_migrated_and_alembic_then_stays_unloaded(
         self,

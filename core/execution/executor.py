@@ -36,7 +36,8 @@ from core.execution.responses import (
 )
 from core.execution.stats import ActionStats
 from core.execution.threads import WorkerThreads
-from core.log import RateLimitedLog, request_log, truncate
+from core.execution.tracing import RequestSpan, RequestTracer
+from core.log import RateLimitedLog, request_context, request_log, truncate
 from core.model.errors import ActionError
 from core.model.response import ActionResponse
 from core.model.result import ResultType, result_type
@@ -129,7 +130,8 @@ class RequestExecutor:
 
     `state` is handed to every request's `Context` (the lifespan functions fill it); `threads`
     runs the plain ``def run()`` actions; `errors` builds the framework's error answers in
-    the configured ``ERROR_FORMAT`` (objects, or the seed's sentences). An action class whose
+    the configured ``ERROR_FORMAT`` (objects, or the seed's sentences); `tracer`, when set,
+    gives each request a span (`core.ops.otel`). An action class whose
     `run()` has neither accepted signature, whose result type cannot be read, or whose
     limits are out of range, raises `ActionDefinitionError` or `ResultTypeError` here.
     """
@@ -163,6 +165,7 @@ class RequestExecutor:
         self._sweeper: asyncio.TimerHandle | None = None
         self._accepting = True
         self._bad_input = RateLimitedLog(logger)
+        self.tracer: RequestTracer | None = None
 
     @property
     def in_flight(self) -> int:
@@ -235,6 +238,14 @@ class RequestExecutor:
         assert task is not None  # always run as a task by submit()
         name = action_name if type(action_name) is str else "?"
         plan = self._plans.get(name)
+        # Every log record made while this request runs names it (core.log), and so does its
+        # span when tracing is on; unknown names are the caller's choice, so not theirs.
+        request_context.set((name if plan is not None else UNKNOWN_ACTION_STATS, response_ref))
+        span: RequestSpan | None = None
+        if self.tracer is not None:
+            span = self.tracer.start(
+                name if plan is not None else UNKNOWN_ACTION_STATS, response_ref
+            )
         if fields is None:
             fields = {}
         ctx: Context | None = None
@@ -295,7 +306,9 @@ class RequestExecutor:
                     SHUTTING_DOWN, "The service shut down before the action finished"
                 ).to_payload()
                 try:
-                    self._answer(response_ref, name, plan, payload, started)
+                    status_code = self._answer(response_ref, name, plan, payload, started)
+                    if span is not None:
+                        span.end(status_code)
                 finally:
                     self._forget(task)
                 raise
@@ -304,7 +317,9 @@ class RequestExecutor:
             in_thread = ctx is not None and plan is not None and plan.threaded
             payload = self._timed_out(response_ref, name, in_thread)
         try:
-            self._answer(response_ref, name, plan, payload, started)
+            status_code = self._answer(response_ref, name, plan, payload, started)
+            if span is not None:
+                span.end(status_code)
         finally:
             self._forget(task)
 
@@ -344,8 +359,7 @@ class RequestExecutor:
             extra={"action": name},
         )
 
-    @staticmethod
-    async def _wait_for_slot(slots: Slots, stats: ActionStats) -> None:
+    async def _wait_for_slot(self, slots: Slots, stats: ActionStats) -> None:
         """Wait for a slot of `slots` (none is free), counted in the action's wait metrics."""
         stats.waiting += 1
         began = time.perf_counter()
@@ -353,7 +367,10 @@ class RequestExecutor:
             await slots.wait()
         finally:
             stats.waiting -= 1
-            stats.record_wait(time.perf_counter() - began)
+            waited = time.perf_counter() - began
+            stats.record_wait(waited)
+            if self.tracer is not None:
+                self.tracer.waited(waited)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         """Drop an answered request's task, time limit and expiry mark."""
@@ -378,6 +395,8 @@ class RequestExecutor:
     def _raised(self, name: str, response_ref: str) -> dict[str, Any]:
         """The 500 answer when run() raised (call inside `except`): the traceback is logged."""
         error_id, response = self.errors.internal_error()
+        if self.tracer is not None:
+            self.tracer.failed(error_id)
         logger.exception(
             "action %s raised (error id %s, ref %s)",
             name,
@@ -392,6 +411,8 @@ class RequestExecutor:
     ) -> dict[str, Any]:
         """The 500 answer when run() returned what its declared result type refuses."""
         error_id, response = self.errors.internal_error()
+        if self.tracer is not None:
+            self.tracer.failed(error_id)
         if result is None:
             what = "None (does run() end without a `return`?)"
         else:
@@ -445,9 +466,9 @@ class RequestExecutor:
         plan: Plan | None,
         payload: dict[str, Any],
         started: float,
-    ) -> None:
+    ) -> int:
         """Send the response, then count and log the request with the status sent (`plan` is
-        None for an unknown action)."""
+        None for an unknown action); returns that status code."""
         duration = time.perf_counter() - started
         replaced = self._respond(response_ref, payload, duration)
         if replaced is not None:
@@ -460,9 +481,10 @@ class RequestExecutor:
                 self.stats[UNKNOWN_ACTION_STATS] = ActionStats()
             stats = self.stats[UNKNOWN_ACTION_STATS]
             name = truncate(name, 100)
-        status_code = payload["status_code"]
+        status_code: int = payload["status_code"]
         stats.record(status_code, duration, payload["message"])
         request_log.write(name, status_code, duration, response_ref)
+        return status_code
 
     async def _run_in_thread(self, plan: Plan, instance: ActionRunner, ctx: Context) -> Any:
         result = await self.threads.run(ctx, plan.run, instance, ctx)

@@ -4,7 +4,9 @@
   stalled for longer than `max_loop_lag` seconds (503).
 - ``GET /readyz``: joined to the hub and every extra check passes (the database, when one is
   used): 200, else 503 with the reasons.
-- ``GET /metrics``: Prometheus text format (see `core.ops.metrics`, loaded at the first scrape).
+- ``GET /metrics``: Prometheus text format: the service's families, the process, platform and
+  garbage-collector collectors, and whatever else is on prometheus_client's default registry
+  (see `core.ops.metrics`, loaded at the first scrape).
 
 Three GET routes on a private port, asked by kubelets and Prometheus, need no web framework:
 this is asyncio's stream server with a strict, small request parser (one request per
@@ -35,6 +37,7 @@ from core import json_codec
 
 if TYPE_CHECKING:
     from core.hub.client import PlugboardClient
+    from core.ops.metrics import Exposition
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class HealthServer:
         self._connections: set[asyncio.Task[None]] = set()
         # The connections still waiting for their request, oldest first (dicts keep order).
         self._reading: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._exposition: Exposition | None = None
 
     @property
     def open_connections(self) -> int:
@@ -218,7 +222,9 @@ class HealthServer:
     async def _metrics(self) -> Answer:
         from core.ops import metrics  # prometheus_client: loaded at the first scrape
 
-        return 200, metrics.CONTENT_TYPE, metrics.render(self._client)
+        if self._exposition is None:
+            self._exposition = metrics.Exposition(self._client)
+        return 200, metrics.CONTENT_TYPE, self._exposition.render()
 
 
 def _every_interface(port: int) -> socket.socket:

@@ -1,15 +1,26 @@
 """Prometheus metrics, read from the client's counters when scraped.
 
 Nothing here runs per request: the request executor keeps plain counters (`ActionStats`) and
-this collector turns them into Prometheus families only when ``/metrics`` is read.
+this collector turns them into Prometheus families only when ``/metrics`` is read. This
+module, and prometheus_client with it, is loaded at the first scrape.
+
+A scrape shows, beside the service's own families, everything on prometheus_client's default
+registry (``prometheus_client.REGISTRY``): the process (``process_*``: memory, CPU, open file
+descriptors), platform (``python_info``) and garbage collector (``python_gc_*``) collectors
+that prometheus_client registers there, and any metric an action or a library created with
+prometheus_client's default arguments (``Counter("orders_charged", "...")``).
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import platform
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -19,11 +30,42 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from core.execution.stats import LATENCY_BUCKETS
+from core.version import VERSION
 
 if TYPE_CHECKING:
     from core.hub.client import PlugboardClient
 
+logger = logging.getLogger(__name__)
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The families the service builds itself: one of the same name on the default registry is left
+# out (a scrape must not show a name twice).
+OWN_PREFIX = "plugboard_"
+# Where the container's memory limit is read: cgroup v2, then v1 (Linux; Kubernetes and Docker
+# set it from the container's memory limit).
+CGROUP_MEMORY_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+# cgroup v1 writes "no limit" as a number near 2**63 (rounded down to a page).
+_UNLIMITED_V1 = 2**62
+
+
+def memory_limit(paths: tuple[Path, ...] = CGROUP_MEMORY_LIMITS) -> float:
+    """The container's memory limit in bytes, +Inf when none is set or none can be read."""
+    for path in paths:
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text == "max":
+            return math.inf
+        try:
+            limit = int(text)
+        except ValueError:
+            continue
+        return math.inf if limit >= _UNLIMITED_V1 else float(limit)
+    return math.inf
 
 
 class ClientCollector(Collector):
@@ -142,6 +184,54 @@ class ClientCollector(Collector):
             "Kept responses dropped because the outbox was full (OUTBOX_LIMIT)",
             value=outbox.dropped,
         )
+        build = GaugeMetricFamily(
+            "plugboard_build_info",
+            "The service's version, its Python and its action catalog's hash (1 per replica)",
+            labels=["version", "python", "catalog_hash"],
+        )
+        build.add_metric([VERSION, platform.python_version(), client.catalog_hash], 1)
+        yield build
+        yield GaugeMetricFamily(
+            "plugboard_memory_limit_bytes",
+            "The container's memory limit (cgroup), +Inf when none is set; compare "
+            "process_resident_memory_bytes with it",
+            value=memory_limit(),
+        )
+
+
+class DefaultRegistry(Collector):
+    """prometheus_client's default registry, less any family named like the service's own."""
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family on ``prometheus_client.REGISTRY`` except ``plugboard_*`` ones."""
+        for family in REGISTRY.collect():
+            if family.name.startswith(OWN_PREFIX):
+                if family.name not in self._warned:
+                    self._warned.add(family.name)
+                    logger.warning(
+                        "/metrics leaves out the metric %s registered on prometheus_client's "
+                        "default registry: names starting with %s are the service's own",
+                        family.name,
+                        OWN_PREFIX,
+                    )
+                continue
+            yield family
+
+
+class Exposition:
+    """What ``/metrics`` serves for one client: its families, then the default registry's."""
+
+    def __init__(self, client: PlugboardClient) -> None:
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(ClientCollector(client))
+        self._registry.register(DefaultRegistry())
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition, read now."""
+        return generate_latest(self._registry)
 
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
@@ -155,7 +245,5 @@ def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
 
 
 def render(client: PlugboardClient) -> bytes:
-    """The Prometheus text exposition of `client`'s metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ClientCollector(client))
-    return generate_latest(registry)
+    """The Prometheus text exposition of `client`'s metrics and the default registry's."""
+    return Exposition(client).render()

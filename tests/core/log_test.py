@@ -16,7 +16,17 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.log import JSONFormatter, RateLimitedLog, SecretFilter, redact_url, truncate
+from core.log import (
+    JSONFormatter,
+    RateLimitedLog,
+    SecretFilter,
+    TextFormatter,
+    redact_url,
+    truncate,
+)
+from core.model.registry import discover
+from core.model.runner import ActionRunner
+from tests.fixtures.observed import FOLDER as OBSERVED_FOLDER
 from tests.support import LogCapture, hub_and_consumer
 
 
@@ -365,3 +375,143 @@ class OneRecordOneLineTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RecordKeeper(logging.Handler):
+    """Keeps every record that reaches the root logger, for formatting afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record."""
+        self.records.append(record)
+
+    def named(self, logger: str) -> list[logging.LogRecord]:
+        """The records of one logger."""
+        return [record for record in self.records if record.name == logger]
+
+
+@contextlib.contextmanager
+def records_kept() -> Iterator[RecordKeeper]:
+    """Every record at INFO and above reaching the root logger, for the with-block."""
+    keeper = RecordKeeper()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(keeper)
+    root.setLevel(logging.INFO)
+    try:
+        yield keeper
+    finally:
+        root.removeHandler(keeper)
+        root.setLevel(previous)
+
+
+class RequestContextTest(unittest.IsolatedAsyncioTestCase):
+    """While a request runs, every record from any logger names it, in both formats."""
+
+    async def test_a_module_logger_inside_an_action_carries_the_request(self) -> None:
+        served = discover(OBSERVED_FOLDER, ActionRunner)
+        module = served["Charge"].__module__  # its logger's name
+        with records_kept() as kept:
+            async with hub_and_consumer(served) as (hub, _):
+                first = await hub.request("Charge", {"customer_id": 7})
+                second = await hub.request("ChargeInThread", {"customer_id": 8})
+            logging.getLogger(module).info("outside any request")
+        self.assertEqual((first[0], second[0]), (200, 200))
+        requests = {record.action: record.ref for record in kept.named("core.requests")}  # type: ignore[attr-defined]
+        charged, in_thread, outside = kept.named(module)
+
+        text, as_json = TextFormatter("%(levelname)s %(name)s: %(message)s"), JSONFormatter()
+        self.assertEqual(
+            text.format(charged),
+            f"INFO {module}: charged customer 7 [action=Charge ref={requests['Charge']}]",
+        )
+        self.assertTrue(
+            text.format(in_thread).endswith(
+                f"in a thread [action=ChargeInThread ref={requests['ChargeInThread']}]"
+            )
+        )
+        self.assertEqual(text.format(outside), f"INFO {module}: outside any request")
+        line = json.loads(as_json.format(charged))
+        self.assertEqual(
+            {key: line[key] for key in ("message", "action", "ref", "customer_id")},
+            {
+                "message": "charged customer 7",
+                "action": "Charge",
+                "ref": requests["Charge"],
+                "customer_id": 7,
+            },
+        )
+        # An extra key named like a key of the line is kept beside it, never instead of it.
+        self.assertEqual((line["level"], line["extra_level"]), ("INFO", "gold"))
+        self.assertEqual(json.loads(as_json.format(in_thread))["ref"], requests["ChargeInThread"])
+        self.assertNotIn("ref", json.loads(as_json.format(outside)))
+        # The request lines and ctx.logger name their request themselves: not twice.
+        for record in kept.named("core.requests"):
+            self.assertEqual(text.format(record).count("ref="), 1, text.format(record))
+
+    async def test_ctx_logger_lines_keep_their_one_suffix(self) -> None:
+        from core import ActionResponse, Context
+
+        class Talk(ActionRunner):
+            @classmethod
+            def description(cls) -> str:
+                return "Talks"
+
+            async def run(self, ctx: Context) -> ActionResponse:
+                ctx.logger.info("hello", extra={"mood": "fine"})
+                return ActionResponse()
+
+        with records_kept() as kept:
+            async with hub_and_consumer({"Talk": Talk}) as (hub, _):
+                await hub.request("Talk", {})
+        [record] = [record for record in kept.records if record.getMessage().startswith("hello")]
+        line = TextFormatter("%(message)s").format(record)
+        self.assertRegex(line, r"^hello \[action=Talk ref=[^\]\s]+\]$")
+        data = json.loads(JSONFormatter().format(record))
+        self.assertEqual((data["action"], data["mood"]), ("Talk", "fine"))
+
+
+class JSONExtraTest(unittest.TestCase):
+    """JSON lines keep every extra key, escaped, and never lose their own keys to one."""
+
+    def format(self, **extra: object) -> dict[str, object]:
+        logger = logging.getLogger("tests.extra")
+        record = logger.makeRecord(
+            logger.name, logging.INFO, __file__, 1, "line\u2028two", (), None, extra=extra
+        )
+        line = JSONFormatter().format(record)
+        self.assertNotIn("\n", line)
+        self.assertNotIn("\u2028", line)
+        parsed: dict[str, object] = json.loads(line)
+        return parsed
+
+    def test_every_extra_key_is_kept(self) -> None:
+        line = self.format(customer_id=42, note="a\nb\u2029c", nothing=None, amount=1.5)
+        self.assertEqual(
+            {key: line[key] for key in ("customer_id", "note", "nothing", "amount")},
+            {"customer_id": 42, "note": "a\nb\u2029c", "nothing": None, "amount": 1.5},
+        )
+        self.assertEqual(line["message"], "line\u2028two")
+
+    def test_the_lines_own_keys_win(self) -> None:
+        line = self.format(timestamp="forged", logger="forged", exception="forged", trace_id="x")
+        self.assertNotEqual(line["timestamp"], "forged")
+        self.assertEqual(line["logger"], "tests.extra")
+        self.assertNotIn("exception", line)
+        self.assertNotIn("trace_id", line)
+        self.assertEqual(
+            (line["extra_timestamp"], line["extra_logger"], line["extra_exception"]),
+            ("forged", "forged", "forged"),
+        )
+        self.assertEqual(line["extra_trace_id"], "x")
+
+    def test_values_json_cannot_hold_are_written_as_text(self) -> None:
+        cyclic: list[object] = []
+        cyclic.append(cyclic)
+        line = self.format(keys={(1, 2): "tuple key"}, cyclic=cyclic, when=math.pi)
+        self.assertEqual(line["keys"], "{(1, 2): 'tuple key'}")
+        self.assertEqual(line["cyclic"], "[[...]]")
+        self.assertEqual(line["when"], str(math.pi))

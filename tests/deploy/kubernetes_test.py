@@ -24,6 +24,7 @@ from core.model.registry import discover
 from core.model.runner import ActionRunner
 from core.ops import metrics
 from core.settings import PROJECT_ROOT, Settings
+from tests.support import FIXTURE_ACTIONS
 
 DEPLOY = PROJECT_ROOT / "deploy" / "kubernetes"
 BASE = DEPLOY / "base"
@@ -354,9 +355,11 @@ class MonitoringTest(ManifestsTestCase):
 
     @staticmethod
     def exported_metric_names() -> set[str]:
-        """The sample names /metrics serves, from an unconnected client."""
+        """The sample names /metrics serves, from an unconnected client that has counted one
+        answer (a family without samples names none)."""
         settings = Settings().with_hub("ws://localhost/websocket", "token")
-        client = PlugboardClient(settings, {}, events={})
+        client = PlugboardClient(settings, FIXTURE_ACTIONS, events={})
+        client.executor.stats["Echo"].record(200, 0.001, None)
         text = metrics.render(client).decode()
         return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
 
