@@ -451,8 +451,6 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
         again, log = await self.modules_of_a_replica(FIXTURE_ACTIONS_FOLDER, DATABASE_URL=database)
         self.assertIn("sqlalchemy", again)
         self.assertNotIn("alembic", again, "at head: recognised without loading Alembic")
-        if "coverage" not in again:  # coverage, in a replica it measures, reads its config
-            self.assertNotIn("configparser", again, "nor configparser, to read alembic.ini")
         self.assertIn("is at the newest revision; nothing to migrate", log)
 
 

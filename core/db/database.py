@@ -34,15 +34,15 @@ from core.db import heads
 from core.db.base import Base
 from core.db.engine import build_engine, check_connection
 from core.db.errors import DatabaseConfigError
+from core.db.heads import ALEMBIC_INI
 from core.db.urls import DatabaseSettings, parse_database_url, shown_url
-from core.settings import PROJECT_ROOT, DatabaseConfig
+from core.settings import DatabaseConfig
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 # Alembic is imported only to migrate (core.db.migrations): an action that only reads and
 # writes rows never loads it.
-ALEMBIC_INI: Final = PROJECT_ROOT / "alembic.ini"
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from core.db.database import ALEMBIC_INI
 from core.db.errors import one_line_reason
+from core.db.heads import ALEMBIC_INI
 from core.db.urls import DatabaseSettings, is_memory_sqlite, is_sqlite, shown_url, url_secrets
 
 logger = logging.getLogger(__name__)

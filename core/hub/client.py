@@ -250,11 +250,6 @@ class PlugboardClient:
         self._consumers_changed.set()  # a last replica that holds waits for another to join
 
     @property
-    def kept_responses(self) -> int:
-        """Responses waiting for a join to be written."""
-        return self.outbox.kept
-
-    @property
     def redacted_url(self) -> str:
         """The hub URL as it may appear in logs: no token, no catalog."""
         return redact_url(self.settings.websocket_url)

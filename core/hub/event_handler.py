@@ -1,6 +1,6 @@
 """`EventHandler`: the base of the modules in `events/`, one per hub event.
 
-The client decodes every frame into a `core.phoenix.Message` and hands it to the handler
+The client decodes every frame into a `core.hub.phoenix.Message` and hands it to the handler
 registered for its event, so a handler module says only what is special about its event.
 Handlers run on the event loop and must not block; long work belongs in a task.
 """

@@ -187,12 +187,3 @@ class RefCounter:
     def next(self) -> str:
         """Return a fresh ref."""
         return str(next(self._counter))
-
-
-def reply_status(message: Message) -> tuple[str | None, Any]:
-    """Split a `phx_reply` payload into its status and response (None when malformed)."""
-    payload = message.payload
-    if not isinstance(payload, dict):
-        return None, None
-    status = payload.get("status")
-    return (status if isinstance(status, str) else None), payload.get("response")

@@ -129,11 +129,6 @@ class HubTransport(asyncio.Protocol):
         """False while the hub is not reading (the write buffer is over its high mark)."""
         return self._writable
 
-    @property
-    def is_open(self) -> bool:
-        """True while frames can be sent."""
-        return self._protocol.state is State.OPEN
-
     def send_frames(self, frames: Sequence[bytes]) -> None:
         """Send each item as one text frame, all in one write (dropped once closing)."""
         protocol = self._protocol

@@ -27,10 +27,33 @@ import typing
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Union
+from weakref import WeakKeyDictionary
 
 from pydantic import TypeAdapter
 
 from core.model.response import ActionResponse
+
+# The local names of the function each class defined inside one was defined in (a test's
+# action, say): its annotations may name them, and they are gone once the function returns.
+_LOCAL_NAMES: WeakKeyDictionary[type[Any], dict[str, Any]] = WeakKeyDictionary()
+
+
+def remember_local_names(cls: type[Any]) -> None:
+    """Keep the names visible where `cls` is being defined, when that is inside a function
+    (call from ``__init_subclass__``), so that its annotations resolve later."""
+    qualname = cls.__qualname__
+    if ".<locals>." not in qualname:
+        return
+    function = qualname.rsplit(".<locals>.", 1)[0]
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if frame.f_code.co_qualname == function:
+                _LOCAL_NAMES[cls] = dict(frame.f_locals)
+                return
+            frame = frame.f_back
+    finally:
+        del frame
 
 
 class ResultTypeError(TypeError):
@@ -105,7 +128,8 @@ def result_type(action: type[Any]) -> ResultType:
 
 
 def _return_annotation(action: type[Any]) -> Any:
-    """``run()``'s return annotation, resolved in the namespace of its module and class."""
+    """``run()``'s return annotation, resolved in the namespace of its module, of the function
+    its class was defined in (if any) and of its class."""
     owner = next((cls for cls in action.__mro__ if "run" in vars(cls)), action)
     function = inspect.unwrap(vars(owner)["run"])
     raw = getattr(function, "__annotations__", {}).get("return", inspect.Signature.empty)
@@ -120,7 +144,7 @@ def _return_annotation(action: type[Any]) -> Any:
         hints = typing.get_type_hints(
             probe,
             globalns=getattr(function, "__globals__", {}),
-            localns=dict(vars(owner)),
+            localns={**_LOCAL_NAMES.get(owner, {}), **vars(owner)},
             include_extras=True,
         )
     except Exception as error:  # NameError, SyntaxError, TypeError: all say the same

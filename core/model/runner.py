@@ -6,6 +6,7 @@ import inspect
 from abc import abstractmethod
 from typing import Any, ClassVar, Final, Literal
 
+from core.model.result import remember_local_names
 from core.model.schema import ActionSchema
 
 # The two ways a `run()` may be declared (see `ActionRunner`).
@@ -40,6 +41,12 @@ class ActionRunner(ActionSchema):
 
     timeout_seconds: ClassVar[float | None] = None
     max_concurrency: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # An action defined inside a function (in a test) may name that function's locals in
+        # its result type; they are read when the service starts, after the function ended.
+        remember_local_names(cls)
 
     @abstractmethod
     def run(self, *args: Any) -> object:

@@ -48,13 +48,17 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from core.log import secret_filter, set_trace_ids
-from core.ops.tracing import TracingError
 from core.version import VERSION
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 __all__ = ["RequestTracing", "Tracing", "current_ids"]
+
+
+class ExporterError(ValueError):
+    """OTEL_TRACES_EXPORTER names an exporter, or a protocol, that is not installed here."""
+
 
 logger = logging.getLogger(__name__)
 
@@ -185,14 +189,14 @@ def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
                 or DEFAULT_OTLP_PROTOCOL
             ).strip()
             if protocol not in OTLP_EXPORTERS:
-                raise TracingError(
+                raise ExporterError(
                     f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported here; "
                     f"use one of {', '.join(OTLP_EXPORTERS)}"
                 )
             entry_name = OTLP_EXPORTERS[protocol]
         entry = installed.get(entry_name)
         if entry is None:
-            raise TracingError(
+            raise ExporterError(
                 f"OTEL_TRACES_EXPORTER: no installed exporter for {name!r} (entry point "
                 f"{entry_name!r}; installed: {', '.join(sorted(installed)) or 'none'})"
             )

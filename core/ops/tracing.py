@@ -69,4 +69,7 @@ def start_tracing(environ: Mapping[str, str]) -> Tracing | None:
             INSTALL_HINT,
         )
         return None
-    return otel.Tracing.from_environment(environ)
+    try:
+        return otel.Tracing.from_environment(environ)
+    except otel.ExporterError as error:
+        raise TracingError(str(error)) from None

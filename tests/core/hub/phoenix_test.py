@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import unittest
 
+from core.hub.channel import reply_parts
 from core.hub.phoenix import (
     FrameError,
     Message,
     RefCounter,
     V1Serializer,
     V2Serializer,
-    reply_status,
     serializer_for,
 )
 
@@ -94,11 +94,11 @@ class HelpersTest(unittest.TestCase):
         refs = RefCounter()
         self.assertEqual([refs.next() for _ in range(3)], ["1", "2", "3"])
 
-    def test_reply_status(self) -> None:
+    def test_reply_parts(self) -> None:
         ok = Message("service", "phx_reply", {"status": "ok", "response": {"a": 1}}, "1")
-        self.assertEqual(reply_status(ok), ("ok", {"a": 1}))
-        self.assertEqual(reply_status(Message("s", "phx_reply", [1], "1")), (None, None))
-        self.assertEqual(reply_status(Message("s", "phx_reply", {"status": 3}, "1")), (None, None))
+        self.assertEqual(reply_parts(ok), ("ok", {"a": 1}))
+        self.assertEqual(reply_parts(Message("s", "phx_reply", [1], "1")), (None, None))
+        self.assertEqual(reply_parts(Message("s", "phx_reply", {"status": 3}, "1")), (None, None))
 
 
 if __name__ == "__main__":

@@ -118,14 +118,13 @@ class MessagesTest(TransportTestCase):
         self.assertEqual(self.handler.messages, [])
 
     async def test_a_failing_handler_leaves_the_connection_up(self) -> None:
-        transport, hub = await self.open()
+        _transport, hub = await self.open()
         self.handler.fail_on = "boom"
         with self.assertLogs("core.hub.transport", "ERROR"):
             hub.send_text("boom")
             await self.handler.wait_messages(1)
         hub.send_text("after")
-        await self.handler.wait_messages(2)
-        self.assertTrue(transport.is_open)
+        await self.handler.wait_messages(2)  # still open: the next frame arrives
 
     async def test_frames_sent_together_leave_in_one_write(self) -> None:
         transport, hub = await self.open()

@@ -130,6 +130,24 @@ class ResultTypeTest(unittest.TestCase):
     def test_names_resolve_in_the_class_and_its_module(self) -> None:
         self.assertEqual(result_type(InnerResult).encode({"ok": True}), {"ok": True})
 
+    def test_names_local_to_the_defining_function_resolve(self) -> None:
+        from core import ActionResponse as LocalResponse
+
+        class Local(BaseModel):
+            value: int
+
+        class Defined(ActionRunner):
+            @classmethod
+            def description(cls) -> str:
+                return "defined in a test"
+
+            async def run(self, ctx: Context) -> Local | LocalResponse:
+                raise NotImplementedError
+
+        result = result_type(Defined)
+        self.assertEqual(result.encode({"value": "1"}), {"value": 1})
+        self.assertIsNone(result.message)
+
     def test_an_annotation_that_cannot_be_resolved_names_the_action(self) -> None:
         namespace: dict[str, Any] = {}
         exec(  # a module whose annotation names an import made only for type checkers
