@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
-from core.hub.client import PlugboardClient
-from core.hub.event_handler import EventHandler
+from core.hub.event_handler import EventHandler, Replica
 from core.hub.phoenix import Message
-
-logger = logging.getLogger(__name__)
 
 
 class NumConsumersEvent(EventHandler):
@@ -16,11 +11,9 @@ class NumConsumersEvent(EventHandler):
 
     event = "num_consumers"
 
-    def handle(self, client: PlugboardClient, message: Message) -> None:
-        """Store ``{"num_consumers": N}``."""
+    def handle(self, replica: Replica, message: Message) -> None:
+        """Read ``{"num_consumers": N}``."""
         payload = message.payload
         count = payload.get("num_consumers") if isinstance(payload, dict) else None
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
-            if count != client.num_consumers:
-                logger.info("the service now has %d consumer(s)", count)
-            client.num_consumers = count
+            replica.consumers_counted(count)

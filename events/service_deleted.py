@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from core.hub.client import PlugboardClient
-from core.hub.event_handler import EventHandler
+from core.hub.event_handler import EventHandler, Replica
 from core.hub.phoenix import Message
 
 logger = logging.getLogger(__name__)
@@ -16,8 +15,8 @@ class ServiceDeletedEvent(EventHandler):
 
     event = "service_deleted"
 
-    def handle(self, client: PlugboardClient, message: Message) -> None:
-        """Log the deletion and stop the client."""
+    def handle(self, replica: Replica, message: Message) -> None:
+        """Log the deletion and stop the replica."""
         payload = message.payload
         service = payload.get("service") if isinstance(payload, dict) else None
         name = service.get("name") if isinstance(service, dict) else None
@@ -25,4 +24,4 @@ class ServiceDeletedEvent(EventHandler):
             "the service %s was deleted on the hub: leaving and exiting without reconnecting",
             name if isinstance(name, str) else "(unknown)",
         )
-        client.stop(exit_code=0)
+        replica.stop(exit_code=0)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
-from core.hub.client import PlugboardClient
-from core.hub.event_handler import EventHandler, payload_item
+from core.hub.event_handler import EventHandler, Replica, payload_item
 from core.hub.phoenix import Message
 from schemas.service import Service
 
-logger = logging.getLogger(__name__)
-
 
 class ServiceUpdatedEvent(EventHandler):
-    """Keeps the client's copy of the service current."""
+    """Keeps the replica's copy of the service current."""
 
     event = "service_updated"
 
-    def handle(self, client: PlugboardClient, message: Message) -> None:
-        """Store ``{"service": {...}}``."""
-        service = payload_item(message, "service", Service)
+    def handle(self, replica: Replica, message: Message) -> None:
+        """Read ``{"service": {...}}``."""
+        service = payload_item(message.payload, "service", Service, self.event)
         if service is not None:
-            client.service = service
-            logger.info("service updated: %s (id %s)", service.name, service.id)
+            replica.service_updated(service)

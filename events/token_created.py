@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from core.hub.client import PlugboardClient
-from core.hub.event_handler import EventHandler, payload_item
+from core.hub.event_handler import EventHandler, Replica, payload_item
 from core.hub.phoenix import Message
 from schemas.token import Token
 
 
 class TokenCreatedEvent(EventHandler):
-    """Hands the new token's value to the client."""
+    """Hands the new token's value to the replica."""
 
     event = "token_created"
 
-    def handle(self, client: PlugboardClient, message: Message) -> None:
+    def handle(self, replica: Replica, message: Message) -> None:
         """Read ``{"token": {..., "value"}}``."""
-        token = payload_item(message, "token", Token)
-        if token is None:
-            return
-        client.use_token(token)
+        token = payload_item(message.payload, "token", Token, self.event)
+        if token is not None:
+            replica.use_token(token)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core.hub.client import PlugboardClient
-from core.hub.event_handler import EventHandler, payload_item
+from core.hub.event_handler import EventHandler, Replica, payload_item
 from core.hub.phoenix import Message
 from schemas.token import Token
 
@@ -13,9 +12,8 @@ class TokenDeletedEvent(EventHandler):
 
     event = "token_deleted"
 
-    def handle(self, client: PlugboardClient, message: Message) -> None:
+    def handle(self, replica: Replica, message: Message) -> None:
         """Read ``{"token": {...}}``."""
-        token = payload_item(message, "token", Token)
-        if token is None:
-            return
-        client.token_deleted(token)
+        token = payload_item(message.payload, "token", Token, self.event)
+        if token is not None:
+            replica.token_deleted(token)

@@ -115,7 +115,7 @@ async def _execute(
 
     # A seed-style action gets an unconnected client (no websocket), as it would between
     # connections.
-    client, _ = offline_client(settings, actions)
+    client = offline_client(settings, actions)
     try:
         lifespans = discover_lifespans(settings.actions_path)
     except DiscoveryError as error:

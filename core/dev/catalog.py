@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from core.dev.command import EXIT_OK, display_path, load_actions
-from core.dev.offline import offline_client
-from core.hub.client import URL_SIZE_WARNING
+from core.hub.connection import URL_SIZE_WARNING, connection_url
 from core.model.registry import catalog_hash, catalog_json
 from core.model.runner import ActionRunner
 from core.settings import Settings
 
 # Longest default shown in the table before it is shortened.
 DEFAULT_DISPLAY_LENGTH: Final = 40
+# Stand-ins for the hub settings when they are not set, so that the URL can be sized.
+PLACEHOLDER_WEBSOCKET_URL: Final = "ws://localhost:4000/websocket"
+PLACEHOLDER_TOKEN: Final = "x" * 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +54,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         out.write(table(actions))
     else:
         out.write(f"(no actions under {display_path(settings.actions_path)})\n")
-    client, assumed = offline_client(settings, actions)
-    size = len(client.connection_url().encode())
+    assumed: list[str] = []
+    if not settings.websocket_url:
+        assumed.append(f"WEBSOCKET_URL={PLACEHOLDER_WEBSOCKET_URL}")
+    if not settings.token:
+        assumed.append(f"a {len(PLACEHOLDER_TOKEN)}-character TOKEN")
+    url = connection_url(
+        settings.websocket_url or PLACEHOLDER_WEBSOCKET_URL,
+        settings.token or PLACEHOLDER_TOKEN,
+        catalog,
+        settings.phoenix_vsn,
+    )
+    size = len(url.encode())
     note = f" (assuming {' and '.join(assumed)}; set them for the exact size)" if assumed else ""
     out.write(f"\nConnection URL: {size:,} bytes; hubs accept about {URL_SIZE_WARNING:,}{note}\n")
     if size > URL_SIZE_WARNING:

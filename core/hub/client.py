@@ -27,7 +27,6 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 from websockets.exceptions import InvalidStatus
@@ -37,6 +36,7 @@ from core.execution.executor import RequestExecutor
 from core.execution.responses import ErrorAnswers
 from core.hub.backoff import RECONNECT_DELAYS, REFUSED_DELAYS, REJOIN_DELAYS, Backoff
 from core.hub.channel import reply_parts
+from core.hub.connection import URL_SIZE_WARNING, connection_url
 from core.hub.drain import Drain, Link, Step
 from core.hub.event_handler import EventHandler, payload_item
 from core.hub.outbox import ResponseOutbox
@@ -54,7 +54,8 @@ from schemas.token import Token
 logger = logging.getLogger(__name__)
 
 SERVICE_TOPIC = "service"
-URL_SIZE_WARNING = 8000
+# The hub routes a caller's request to a consumer as this event on the service topic.
+REQUEST = "request"
 # phoenix.js waits this long for a phx_leave reply before closing anyway.
 LEAVE_TIMEOUT = 1.0
 OPEN_TIMEOUT = 10.0
@@ -219,13 +220,9 @@ class PlugboardClient:
 
     def connection_url(self) -> str:
         """The WebSocket URL with token, catalog and serializer version (contains the token)."""
-        parts = urlsplit(self.settings.websocket_url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        query += [("token", self._token), ("actions", self.catalog_json)]
-        if self.settings.phoenix_vsn != "1.0.0":
-            query.append(("vsn", self.settings.phoenix_vsn))
-        encoded = urlencode(query, quote_via=lambda value, *_: quote(value, safe=":,"))
-        return urlunsplit(parts._replace(query=encoded))
+        return connection_url(
+            self.settings.websocket_url, self._token, self.catalog_json, self.settings.phoenix_vsn
+        )
 
     @property
     def joined(self) -> bool:
@@ -329,18 +326,18 @@ class PlugboardClient:
         self.executor.stop_accepting()
         self._spawn(self._leave_and_close())
 
-    def dispatch(self, event: str, message: Message) -> None:
-        """Hand `message` to the handler registered for `event` (the ``events/`` modules)."""
-        handler = self._handlers.get(event)
-        if handler is None:
-            self._bad_input.warning(
-                "ignoring event %r on topic %r: no handler", truncate(event, 80), message.topic
-            )
-            return
-        try:
-            handler.handle(self, message)
-        except Exception:
-            logger.exception("the %s handler failed; the connection stays up", event)
+    # ----------------------------------------------------------------- for events/ (Replica)
+
+    def service_updated(self, service: Service) -> None:
+        """The hub changed the service's record."""
+        self.service = service
+        logger.info("service updated: %s (id %s)", truncate(service.name, 100), service.id)
+
+    def consumers_counted(self, count: int) -> None:
+        """The hub counted the service's consumers again."""
+        if count != self.num_consumers:
+            logger.info("the service now has %d consumer(s)", count)
+        self.num_consumers = count
 
     def use_token(self, token: Token) -> None:
         """Keep a new token (from token_created) for the next connection."""
@@ -415,10 +412,9 @@ class PlugboardClient:
     def channel_joined(self, response: Any) -> None:
         """The hub accepted the join: keep what it told us, then write what was kept."""
         self._reconnect.reset()
-        details = Message(SERVICE_TOPIC, PHX_REPLY, response if isinstance(response, dict) else {})
-        service = payload_item(details, "service", Service)
-        token = payload_item(details, "token", Token)
-        consumers = details.payload.get("num_consumers")
+        service = payload_item(response, "service", Service, PHX_REPLY)
+        token = payload_item(response, "token", Token, PHX_REPLY)
+        consumers = response.get("num_consumers") if isinstance(response, dict) else None
         if service is not None:
             self.service = service
         if token is not None:
@@ -462,13 +458,20 @@ class PlugboardClient:
         self._left.set()
 
     def channel_message(self, message: Message) -> None:
-        """A domain event for ``events/``, or the hub's error reply to one of our responses."""
+        """A request for the executor, a domain event for ``events/``, or the hub's error
+        reply to one of our responses."""
         event = message.event
+        if event == REQUEST:
+            self.executor.submit(message.payload)
+            return
         if event != PHX_REPLY:
-            # dispatch(), inlined: every request comes this way.
             handler = self._handlers.get(event)
             if handler is None:
-                self.dispatch(event, message)
+                self._bad_input.warning(
+                    "ignoring event %r on topic %r: no handler",
+                    truncate(event, 80),
+                    truncate(str(message.topic), 80),
+                )
                 return
             try:
                 handler.handle(self, message)

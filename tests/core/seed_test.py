@@ -188,7 +188,7 @@ class PlugboardClientTest(unittest.IsolatedAsyncioTestCase):
         with mock.patch.dict(os.environ, environment):
             client = PlugboardClient()
         self.assertEqual(sorted(client.actions), ["Baz", "Foo"])
-        self.assertIn("request", client.events)
+        self.assertIn("service_updated", client.events)
         self.assertIn("num_consumers", client.events)
         self.assertIsNone(client.service)
         self.assertIsInstance(client.token, Token)
