@@ -66,19 +66,8 @@ FAILURE_LOG_INTERVAL = 10.0
 
 
 class RunningLoopClock:
-    """The `core.hub.timers.Clock` of the asyncio loop the client runs on.
-
-    The client may be built before a loop runs (the ``actions`` command never starts one);
-    until `bind` is called, each call asks for the running loop. `bind` (at the start of
-    `PlugboardClient.run`) points the three methods straight at the loop's own, which the
-    hot path then calls without a detour.
-    """
-
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Use `loop` from now on."""
-        self.time = loop.time  # type: ignore[method-assign]  # the loop's bound methods
-        self.call_later = loop.call_later  # type: ignore[method-assign]
-        self.call_soon = loop.call_soon  # type: ignore[method-assign]
+    """The `core.hub.timers.Clock` of the asyncio loop that runs the client (the client may
+    be built before any loop runs)."""
 
     def time(self) -> float:
         """The loop's monotonic time."""
@@ -272,7 +261,6 @@ class PlugboardClient:
     async def run(self) -> int:
         """Connect and serve until stopped; returns the process exit code."""
         self._warn_on_url_size()
-        self._clock.bind(asyncio.get_running_loop())
         stopped = self._stopped
         refused = Backoff(REFUSED_DELAYS)
         failures = _FailureLog()
@@ -371,7 +359,6 @@ class PlugboardClient:
         """The handshake succeeded: the socket takes the connection and joins."""
         self.websocket = transport
         self.connected = True
-        self._clock.bind(asyncio.get_running_loop())  # run() did, unless it is not in use
         self.connections += 1
         logger.info("connected to %s", self.redacted_url)
         if not self.shutting_down:
