@@ -7,8 +7,11 @@ import logging
 from core.hub.client import PlugboardClient
 from core.hub.event_handler import EventHandler
 from core.hub.phoenix import Message
+from core.log import RateLimitedLog
 
 logger = logging.getLogger(__name__)
+# The hub may send this at will: the line has a budget.
+_changes = RateLimitedLog(logger)
 
 
 class NumConsumersEvent(EventHandler):
@@ -22,5 +25,5 @@ class NumConsumersEvent(EventHandler):
         count = payload.get("num_consumers") if isinstance(payload, dict) else None
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
             if count != client.num_consumers:
-                logger.info("the service now has %d consumer(s)", count)
+                _changes.info("the service now has %d consumer(s)", count)
             client.num_consumers = count

@@ -7,9 +7,12 @@ import logging
 from core.hub.client import PlugboardClient
 from core.hub.event_handler import EventHandler, payload_item
 from core.hub.phoenix import Message
+from core.log import RateLimitedLog, truncate
 from schemas.service import Service
 
 logger = logging.getLogger(__name__)
+# The hub may send this at will: the line has a budget.
+_updates = RateLimitedLog(logger)
 
 
 class ServiceUpdatedEvent(EventHandler):
@@ -22,4 +25,4 @@ class ServiceUpdatedEvent(EventHandler):
         service = payload_item(message, "service", Service)
         if service is not None:
             client.service = service
-            logger.info("service updated: %s (id %s)", service.name, service.id)
+            _updates.info("service updated: %s (id %s)", truncate(service.name, 100), service.id)

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from core.hub.phoenix import Message
+from core.log import RateLimitedLog
 
 if TYPE_CHECKING:
     from core.hub.client import PlugboardClient
 
 logger = logging.getLogger(__name__)
+# The hub may send malformed events at will: the line has a budget.
+_malformed = RateLimitedLog(logger)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -39,5 +42,5 @@ def payload_item(message: Message, key: str, model: type[ModelT]) -> ModelT | No
     try:
         return model.model_validate(data)
     except ValidationError:
-        logger.warning("ignoring a malformed %r in a %s event", key, message.event)
+        _malformed.warning("ignoring a malformed %r in a %s event", key, message.event)
         return None
