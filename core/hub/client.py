@@ -176,6 +176,7 @@ class PlugboardClient:
             self._channel,
             max_age=settings.response_max_age_seconds,
             limit=settings.outbox_limit,
+            max_bytes=settings.outbox_max_bytes,
             min_delay=settings.response_min_delay_seconds,
             errors=errors,
         )
@@ -189,6 +190,7 @@ class PlugboardClient:
             self.outbox.send,
             lambda: (self, self.websocket),
             max_concurrency=settings.max_concurrency,
+            max_waiting=settings.max_waiting_requests,
             default_timeout=settings.action_timeout_seconds,
             errors=errors,
         )

@@ -6,6 +6,7 @@ Driven by a fake clock and a recording wire; the end-to-end tests with real hubs
 from __future__ import annotations
 
 import logging
+import sys
 import unittest
 from typing import Any
 
@@ -338,6 +339,97 @@ class DropTest(OutboxTestCase):
         self.assertEqual(self.outbox.kept, 100)
         self.assertEqual(self.outbox.dropped, 5)
         self.assertIn("outbox full", logs.output[0])
+
+
+class ByteBudgetTest(OutboxTestCase):
+    """At most `max_bytes` of encoded responses are held, oldest dropped first."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.outbox.limit = 10_000
+        self.outbox.max_bytes = 10_000
+
+    def big(self) -> dict[str, Any]:
+        return ok("x" * 1000)
+
+    def size(self, ref: str, join_ref: str | None) -> int:
+        """The bytes of a `big()` response's frame."""
+        return len(self.serializer.encode_parts("service", "response", self.big(), ref, join_ref))
+
+    def assert_within_budget(self) -> None:
+        self.assertLessEqual(self.outbox.held_bytes, self.outbox.max_bytes)
+
+    def test_kept_responses_are_bounded_by_bytes_oldest_dropped_first(self) -> None:
+        self.socket.connection_lost()
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            for index in range(30):
+                self.outbox.send(f"{index:02}", self.big())
+                self.assert_within_budget()
+        kept = self.outbox.max_bytes // self.size("00", None)
+        self.assertEqual(self.outbox.kept, kept)
+        self.assertEqual(self.outbox.dropped, 30 - kept)
+        self.connect_and_join()
+        self.assertEqual(
+            [m.ref for m in self.responses()], [f"{n:02}" for n in range(30 - kept, 30)]
+        )
+
+    def test_written_unconfirmed_responses_go_first_then_kept_ones(self) -> None:
+        join_ref = self.channel.join_ref
+        for index in range(6):  # written; the hub never answers the heartbeat
+            self.outbox.send(f"w{index}", self.big())
+            self.clock.run_ready()
+        self.assertEqual(self.outbox.unconfirmed, 6)
+        self.wire.writable = False  # the hub stops reading: the next ones are kept
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            for index in range(10):
+                self.outbox.send(f"k{index}", self.big())
+                self.clock.run_ready()
+                self.assert_within_budget()
+        self.assertEqual(self.outbox.unconfirmed, 0, "the written ones went first")
+        kept = self.outbox.max_bytes // self.size("k0", join_ref)
+        self.assertEqual(self.outbox.kept, kept)
+        self.assertEqual(self.outbox.dropped, 6 + 10 - kept)
+        self.socket.connection_lost()
+        self.assert_within_budget()
+        self.connect_and_join()
+        self.assertEqual([m.ref for m in self.responses()], [f"k{n}" for n in range(10 - kept, 10)])
+
+    def test_the_held_bytes_fall_as_answers_are_confirmed(self) -> None:
+        for index in range(5):
+            self.outbox.send(str(index), self.big())
+        self.assertGreater(self.outbox.held_bytes, 5000)
+        self.clock.run_ready()
+        self.clock.advance(0.05)
+        self.answer_heartbeat()
+        self.assertEqual(self.outbox.held_bytes, 0)
+        self.assertTrue(self.outbox.settled)
+
+    def test_a_burst_of_drops_is_logged_once_and_its_end_once(self) -> None:
+        self.socket.connection_lost()
+        with self.assertLogs("core.hub.outbox", logging.INFO) as logs:
+            for index in range(500):
+                self.outbox.send(str(index), self.big())
+            self.connect_and_join()
+            self.clock.advance(0.05)
+            self.answer_heartbeat()
+        self.assertEqual(self.outbox.held_bytes, 0)
+        lines = [line for line in logs.output if "drop" in line]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("outbox full", lines[0])
+        self.assertIn(f"{self.outbox.dropped} response(s) were dropped", lines[1])
+        self.assertGreater(self.outbox.dropped, 480)
+        keeping = [line for line in logs.output if "keeping" in line]
+        self.assertEqual(len(keeping), 1, "one line while not joined, not one per response")
+
+    def test_a_frame_is_held_at_its_own_length(self) -> None:
+        self.socket.connection_lost()
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            self.outbox.send("small", ok(1))
+        frame = self.serializer.encode_parts("service", "response", ok(1), "small", None)
+        self.assertEqual(self.outbox.held_bytes, len(frame))
+        # The encoder's buffer is larger than the frame; the copy held is the frame's size.
+        [(held, _)] = self.outbox._kept
+        self.assertLess(sys.getsizeof(held), len(frame) + 64)
 
 
 class BackpressureTest(OutboxTestCase):
