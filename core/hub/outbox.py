@@ -17,15 +17,17 @@ so a heartbeat reply proves that every frame written before that heartbeat reach
    again after the next join too.
 5. While the hub does not read (the write buffer is over its high mark) responses are held
    here, and the hold is logged. What the outbox holds is bounded: at most `limit` kept
-   responses, and at most `max_bytes` of encoded responses in all (batched, written and not
-   yet confirmed, kept). Past either, the oldest are dropped first: written ones awaiting
-   confirmation before any never written (those may still have reached the hub), counted in
+   responses, and at most `max_bytes` of encoded responses written and not yet confirmed, or
+   kept. Past either, the oldest are dropped first: written batches awaiting confirmation
+   before any response never written (those may still have reached the hub), counted in
    `dropped`, and logged once per burst, which ends when the outbox has half its room again.
-   A response is held only as its encoded frame, copied to its own length: orjson hands back
-   its working buffer as the frame, sized for the worst case and never shrunk (a few KiB
-   however small the frame, several times the length of a long string), so a frame as
-   encoded can hold many times the bytes it counts. With the copy, the bytes counted are the
-   bytes held (each frame is encoded again, and copied again, for the join it is written in).
+   The bytes counted are the bytes held. orjson hands back its working buffer as the frame,
+   sized for the worst case and never shrunk (a few KiB however small the frame, several
+   times the length of a long string), so a frame as encoded can hold many times the bytes
+   it counts: a written batch is journaled as one bytes object, its frames joined by
+   newlines (which a compact JSON text never holds raw; one allocation per batch, not a copy
+   per response), and a kept response as a copy of its own length. This loop iteration's
+   batch is not counted: it leaves within milliseconds.
 6. A response is not written sooner than `min_delay` after its request arrived. The hub's
    HTTP front hands a request to its consumers before it registers itself as the one
    waiting for the answer, and drops an answer that arrives in between (Vera-Plugboard's
@@ -75,6 +77,16 @@ JOINED = State.JOINED
 # A response kept for a later join: (its frame, encoded for an earlier join or none, when it
 # was made).
 Kept = tuple[bytes, float]
+# A written batch awaiting a heartbeat reply: (responses written up to it, when, its frames
+# joined by SEPARATOR, how many).
+Written = tuple[int, float, bytes, int]
+# Between the frames of a journaled batch: a compact JSON text never holds a raw newline.
+SEPARATOR = b"\n"
+
+
+def _exact(frame: bytes) -> bytes:
+    """A copy of `frame` at its own length (point 5)."""
+    return memoryview(frame).tobytes()
 
 
 class ResponseOutbox:
@@ -103,7 +115,7 @@ class ResponseOutbox:
         self.limit = limit
         self.max_bytes = max_bytes
         self.min_delay = min_delay
-        # The bytes of every frame held: batched, kept, and written but not yet confirmed.
+        # The bytes of the frames held: kept, and written but not yet confirmed.
         self._bytes = 0
         # Made while joined, written at the end of this loop iteration. Only the encoded
         # frames are kept on this path (and in the journal): bytes are not tracked by the
@@ -125,8 +137,8 @@ class ResponseOutbox:
         # Made while not joined, held while the hub does not read, or to be written again.
         self._kept: deque[Kept] = deque()
         self._resend_in_kept = 0
-        # Written batches awaiting a heartbeat reply: (responses written up to it, batch).
-        self._journal: deque[tuple[int, float, list[bytes]]] = deque()
+        # Written batches awaiting a heartbeat reply.
+        self._journal: deque[Written] = deque()
         self._written = 0
         self._unconfirmed = 0
         self._heartbeat: tuple[str, int] | None = None
@@ -164,8 +176,8 @@ class ResponseOutbox:
 
     @property
     def held_bytes(self) -> int:
-        """The bytes of the encoded responses held: batched, kept, and written but not yet
-        confirmed (at most `max_bytes`, beyond this loop iteration's batch)."""
+        """The bytes of the encoded responses held, kept or written but not yet confirmed (at
+        most `max_bytes`)."""
         return self._bytes
 
     @property
@@ -189,10 +201,6 @@ class ResponseOutbox:
             replaced = self._unencodable(response_ref)
             payload = replaced
             frame = self._encode(self._topic, RESPONSE, payload, response_ref, channel.join_ref)
-        # Held as a copy of its own length, so that the bytes counted are the bytes held
-        # (point 5).
-        frame = memoryview(frame).tobytes()
-        self._bytes += len(frame)
         if channel.state is JOINED:
             self._batch.append(frame)
             hold = self.min_delay - age
@@ -212,8 +220,6 @@ class ResponseOutbox:
                 self._batch_due.append(0.0)
                 if self._flush_at is None or self._flush_at > 0.0:
                     self._schedule_flush(0.0, 0.0)
-            if self._bytes > self.max_bytes:
-                self._trim()
         else:
             if not self._keeping_logged:
                 self._keeping_logged = True
@@ -221,7 +227,7 @@ class ResponseOutbox:
                     "not joined: keeping responses until the next join (the first for ref %s)",
                     shown(response_ref),
                 )
-            self._keep(frame, self._clock.time())
+            self._keep(_exact(frame), self._clock.time())
         return replaced
 
     # ------------------------------------------------------------------ what the link says
@@ -238,18 +244,19 @@ class ResponseOutbox:
         self._heartbeat = None
         journal = self._journal
         while journal and journal[0][0] <= mark:
-            batch = journal.popleft()[2]
-            self._unconfirmed -= len(batch)
-            self._bytes -= sum(map(len, batch))
-        self._check_room()
+            _, _, frames, count = journal.popleft()
+            self._unconfirmed -= count
+            self._bytes -= len(frames)
+        if self._burst_dropped:
+            self._check_room()
         self._check_settled()
 
     def leave_acknowledged(self) -> None:
         """The hub answered our leave: it read every frame written before it, and nothing
         was written after it (responses made since are kept for a later join)."""
         self._heartbeat = None
-        for _, _, batch in self._journal:
-            self._bytes -= sum(map(len, batch))
+        for _, _, frames, _ in self._journal:
+            self._bytes -= len(frames)
         self._journal.clear()
         self._unconfirmed = 0
         self._check_room()
@@ -261,13 +268,21 @@ class ResponseOutbox:
         # Only frames that hold the ref, as the encoder writes it, are decoded: the hub may
         # send such errors at will, and the journal may hold megabytes.
         forms = json_codec.written_forms(response_ref)
-        for _, written_at, batch in self._journal:
-            for index, frame in enumerate(batch):
+        journal = self._journal
+        for position, (mark, written_at, frames, count) in enumerate(journal):
+            if not any(form in frames for form in forms):
+                continue
+            split = frames.split(SEPARATOR)
+            for index, frame in enumerate(split):
                 if not any(form in frame for form in forms):
                     continue
                 if self._decode(frame).ref != response_ref:
                     continue
-                del batch[index]
+                del split[index]
+                rest = SEPARATOR.join(split)
+                journal[position] = (mark, written_at, rest, count - 1)
+                # The frame moves to the kept ones, and a separator goes.
+                self._bytes -= len(frames) - len(rest) - len(frame)
                 self._unconfirmed -= 1
                 self._kept.appendleft((frame, written_at))
                 self._resend_in_kept += 1
@@ -291,8 +306,11 @@ class ResponseOutbox:
         if not self._journal:
             return
         unconfirmed: list[Kept] = [
-            (frame, written_at) for _, written_at, batch in self._journal for frame in batch
+            (frame, written_at)
+            for _, written_at, frames, _ in self._journal
+            for frame in frames.split(SEPARATOR)
         ]
+        self._bytes -= sum(count - 1 for _, _, _, count in self._journal)  # the separators
         self._journal.clear()
         self._unconfirmed = 0
         self._kept.extendleft(reversed(unconfirmed))
@@ -368,7 +386,12 @@ class ResponseOutbox:
         wire.send_frames(batch)
         self._written += len(batch)
         self._unconfirmed += len(batch)
-        self._journal.append((self._written, self._clock.time(), batch))
+        # Point 5: held at its own length (join hands back a lone frame itself).
+        frames = SEPARATOR.join(batch) if len(batch) > 1 else _exact(batch[0])
+        self._journal.append((self._written, self._clock.time(), frames, len(batch)))
+        self._bytes += len(frames)
+        if self._bytes > self.max_bytes:
+            self._trim()
         self._socket.probe()
 
     def _take_batch(self) -> list[bytes]:
@@ -402,17 +425,16 @@ class ResponseOutbox:
         resends, self._resend_in_kept = self._resend_in_kept, 0
         expired = 0
         for index, (frame, made_at) in enumerate(kept):
+            self._bytes -= len(frame)  # counted again as written
             if now - made_at > self.max_age:
                 expired += 1
-                self._bytes -= len(frame)
                 continue
             if index < resends:
                 self.resent += 1
             message = self._decode(frame)
-            again = self._encode(self._topic, RESPONSE, message.payload, message.ref, join_ref)
-            again = memoryview(again).tobytes()
-            self._bytes += len(again) - len(frame)
-            written.append(again)
+            written.append(
+                self._encode(self._topic, RESPONSE, message.payload, message.ref, join_ref)
+            )
         if expired:
             self.expired += expired
             self._expiry_log.warning(
@@ -427,7 +449,9 @@ class ResponseOutbox:
         if not self._batch:
             return
         now = self._clock.time()
-        self._kept.extend((frame, now) for frame in self._batch)
+        kept = [(_exact(frame), now) for frame in self._batch]
+        self._kept.extend(kept)
+        self._bytes += sum(len(frame) for frame, _ in kept)
         self._batch, self._batch_due, self._batch_held = [], [], False
         self._trim()
 
@@ -437,13 +461,13 @@ class ResponseOutbox:
 
     def _keep(self, frame: bytes, made_at: float) -> None:
         self._kept.append((frame, made_at))
+        self._bytes += len(frame)
         if len(self._kept) > self.limit or self._bytes > self.max_bytes:
             self._trim()
 
     def _trim(self) -> None:
         """Drop the oldest responses past `limit` kept ones or `max_bytes` held in all:
-        written ones awaiting confirmation first, then kept ones. This iteration's batch is
-        never dropped: it leaves at once (or is kept, and trimmed then)."""
+        written batches awaiting confirmation first, then kept responses."""
         kept = self._kept
         dropped = 0
         while len(kept) > self.limit:
@@ -451,16 +475,10 @@ class ResponseOutbox:
             dropped += 1
         journal = self._journal
         while self._bytes > self.max_bytes and journal:
-            batch = journal[0][2]
-            count = 0
-            while count < len(batch) and self._bytes > self.max_bytes:
-                self._bytes -= len(batch[count])
-                count += 1
-            del batch[:count]
+            _, _, frames, count = journal.popleft()
+            self._bytes -= len(frames)
             self._unconfirmed -= count
             dropped += count
-            if not batch:
-                journal.popleft()
         while self._bytes > self.max_bytes and kept:
             self._drop_kept()
             dropped += 1

@@ -395,10 +395,12 @@ class ByteBudgetTest(OutboxTestCase):
         self.assertEqual([m.ref for m in self.responses()], [f"k{n}" for n in range(10 - kept, 10)])
 
     def test_the_held_bytes_fall_as_answers_are_confirmed(self) -> None:
+        join_ref = self.channel.join_ref
         for index in range(5):
             self.outbox.send(str(index), self.big())
-        self.assertGreater(self.outbox.held_bytes, 5000)
         self.clock.run_ready()
+        # Five frames, and the four newlines between them in the journal.
+        self.assertEqual(self.outbox.held_bytes, 5 * self.size("0", join_ref) + 4)
         self.clock.advance(0.05)
         self.answer_heartbeat()
         self.assertEqual(self.outbox.held_bytes, 0)
@@ -421,15 +423,27 @@ class ByteBudgetTest(OutboxTestCase):
         keeping = [line for line in logs.output if "keeping" in line]
         self.assertEqual(len(keeping), 1, "one line while not joined, not one per response")
 
-    def test_a_frame_is_held_at_its_own_length(self) -> None:
+    def test_frames_are_held_at_their_own_length(self) -> None:
+        # The encoder hands back a buffer larger than the frame; what is held is not.
+        join_ref = self.channel.join_ref
+        for ref in ("a", "b"):
+            self.outbox.send(ref, ok(1))
+        self.clock.run_ready()
+        [(_, _, written, count)] = self.outbox._journal
+        frame = self.serializer.encode_parts("service", "response", ok(1), "a", join_ref)
+        self.assertEqual((count, len(written)), (2, 2 * len(frame) + 1))
+        self.assertLess(sys.getsizeof(written), 2 * len(frame) + 64)
+        self.outbox.send("alone", ok(1))
+        self.clock.run_ready()
+        (_, _, alone, _) = self.outbox._journal[-1]
+        self.assertLess(sys.getsizeof(alone), len(alone) + 64)
         self.socket.connection_lost()
         with self.assertLogs("core.hub.outbox", logging.INFO):
-            self.outbox.send("small", ok(1))
-        frame = self.serializer.encode_parts("service", "response", ok(1), "small", None)
-        self.assertEqual(self.outbox.held_bytes, len(frame))
-        # The encoder's buffer is larger than the frame; the copy held is the frame's size.
-        [(held, _)] = self.outbox._kept
-        self.assertLess(sys.getsizeof(held), len(frame) + 64)
+            self.outbox.send("c", ok(1))
+        held = [frame for frame, _ in self.outbox._kept]
+        self.assertEqual(len(held), 4)
+        self.assertEqual(self.outbox.held_bytes, sum(map(len, held)))
+        self.assertTrue(all(sys.getsizeof(frame) < len(frame) + 64 for frame in held))
 
 
 class BackpressureTest(OutboxTestCase):
