@@ -280,7 +280,10 @@ class ResponseOutbox:
                     continue
                 del split[index]
                 rest = SEPARATOR.join(split)
-                journal[position] = (mark, written_at, rest, count - 1)
+                if split:
+                    journal[position] = (mark, written_at, rest, count - 1)
+                else:
+                    del journal[position]
                 # The frame moves to the kept ones, and a separator goes.
                 self._bytes -= len(frames) - len(rest) - len(frame)
                 self._unconfirmed -= 1

@@ -446,6 +446,26 @@ class ByteBudgetTest(OutboxTestCase):
         self.assertTrue(all(sys.getsizeof(frame) < len(frame) + 64 for frame in held))
 
 
+class RefusedThenDroppedTest(OutboxTestCase):
+    def test_refused_responses_are_kept_once_whatever_follows(self) -> None:
+        self.outbox.send("alone", ok("alone"))
+        self.clock.run_ready()
+        for ref in ("a", "b", "c"):
+            self.outbox.send(ref, ok(ref))
+        self.clock.run_ready()
+        held = self.outbox.held_bytes
+        self.assertTrue(self.outbox.refused("alone"))
+        self.assertTrue(self.outbox.refused("b"))
+        self.assertEqual((self.outbox.kept, self.outbox.unconfirmed), (2, 2))
+        self.assertEqual(self.outbox.held_bytes, held - 1, "one separator fewer")
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            self.socket.connection_lost()
+        self.assertEqual(self.outbox.kept, 4)
+        self.assertEqual(self.outbox.held_bytes, sum(len(frame) for frame, _ in self.outbox._kept))
+        self.connect_and_join()
+        self.assertEqual([m.ref for m in self.responses()], ["a", "c", "b", "alone"])
+
+
 class BackpressureTest(OutboxTestCase):
     def test_responses_are_held_while_the_hub_does_not_read(self) -> None:
         self.wire.writable = False
