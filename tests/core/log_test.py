@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+# At module level: the service resolves an action's return annotation in its module.
+from core import ActionResponse, Context
 from core.log import (
     RECORD_CONTEXT,
     JSONFormatter,
@@ -519,8 +521,6 @@ class RequestContextTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(text.format(record).count("ref="), 1, text.format(record))
 
     async def test_ctx_logger_lines_keep_their_one_suffix(self) -> None:
-        from core import ActionResponse, Context
-
         class Talk(ActionRunner):
             @classmethod
             def description(cls) -> str:
