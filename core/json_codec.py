@@ -17,6 +17,8 @@ surrogates in bytes), so what `loads` accepts and returns is the standard librar
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import from_json, to_jsonable_python
@@ -54,6 +56,48 @@ def loads(text: str | bytes) -> Any:
         raise JSONDecodeFailure(str(error)[:200]) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Salvaged:
+    """What `salvage` read of a JSON text that `loads` refused: `value`, with each integer too
+    long to read as None, and `problem`, a sentence saying what was left out."""
+
+    value: Any
+    problem: str
+
+
+def salvage(text: str | bytes) -> Salvaged | None:
+    """Read a JSON text that `loads` refused because of integers too long to convert.
+
+    Python refuses to turn a string of more than ``sys.get_int_max_str_digits()`` digits (4,300
+    by default) into an int (converting one costs time quadratic in its length), and
+    pydantic-core refuses such numbers too, so a text holding one is refused whole. Here those
+    integers become None and the rest is read, so that the frame's envelope (its topic, event
+    and refs) can still be answered. Returns None when the text still does not decode, or held
+    nothing of the kind. Only for the rare path after `loads` failed: it is the slow decoder.
+    """
+    lengths: list[int] = []
+
+    def parse_int(digits: str) -> int | None:
+        try:
+            return int(digits)
+        except ValueError:
+            lengths.append(len(digits.lstrip("-")))
+            return None
+
+    try:
+        value = json.loads(text, parse_int=parse_int)
+    except (ValueError, RecursionError, TypeError):
+        return None
+    if not lengths:
+        return None
+    limit = sys.get_int_max_str_digits()
+    count = f"{len(lengths)} integers" if len(lengths) > 1 else "an integer"
+    return Salvaged(
+        value,
+        f"it holds {count} of up to {max(lengths):,} digits; at most {limit:,} digits are read",
+    )
+
+
 if orjson is not None:
     _orjson_dumps = orjson.dumps
 
@@ -69,6 +113,12 @@ else:  # pragma: no cover - exercised only where orjson is not installed
     def dumps_bytes(value: Any) -> bytes:
         """`dumps` as UTF-8 bytes, as a text frame carries it (orjson makes bytes directly)."""
         return _encoder.encode(value).encode()
+
+
+def written_forms(text: str) -> frozenset[bytes]:
+    """Each form in which `dumps_bytes` may write the string `text` inside a value: orjson's,
+    and the fallback encoder's (which escapes what is not ASCII)."""
+    return frozenset((dumps_bytes(text), _encoder.encode(text).encode()))
 
 
 def dumps(value: Any) -> str:

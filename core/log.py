@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core import json_codec
-from core.redaction import printable, redact_url, truncate
+from core.redaction import MAX_SHOWN_CHARS, printable, redact_url, truncate
 
 # The request lines gathered over this many seconds, or this many lines if sooner, are written
 # together (`RequestLog`).
@@ -29,6 +29,10 @@ _TENTHS_KEPT = 1000
 # Extra fields the framework's own records carry (``logger.info(..., extra={...})``). JSON logs
 # write these and every other key a caller passed in ``extra``.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
+# The most characters of a value the hub or a caller chose (a ref, an action name, a topic)
+# that a log line shows: the hub's own refs are a few dozen characters, and a line that
+# carries a megabyte-long one would cost the log store a megabyte.
+SHOWN_VALUE_CHARS = 200
 # The request being answered, as (action, ref): the executor sets it in each request's task,
 # and a worker thread runs with a copy of its caller's context variables, so every record made
 # while a request runs, by any logger, can name it (`_with_request`).
@@ -46,6 +50,7 @@ EXTRA_PREFIX = "extra_"
 __all__ = [
     "CONTEXT_FIELDS",
     "RECORD_CONTEXT",
+    "SHOWN_VALUE_CHARS",
     "JSONFormatter",
     "RateLimitedLog",
     "RequestLog",
@@ -57,6 +62,7 @@ __all__ = [
     "request_log",
     "secret_filter",
     "set_trace_ids",
+    "shown",
     "truncate",
 ]
 
@@ -106,12 +112,21 @@ def install_record_factory() -> None:
 install_record_factory()
 
 
+def shown(value: Any) -> Any:
+    """`value` as a log line may carry it: a string cut to `SHOWN_VALUE_CHARS` (saying how
+    much was cut); anything else as it is."""
+    if type(value) is str and len(value) > SHOWN_VALUE_CHARS:
+        return truncate(value, SHOWN_VALUE_CHARS)
+    return value
+
+
 def record_context(record: logging.LogRecord) -> tuple[Any, Any, str | None, str | None]:
     """The (action, ref, trace id, span id) a record belongs to: its own ``action`` and ``ref``
-    (``extra``) first, else the request it was made in; each None when unknown."""
+    (``extra``) first, else the request it was made in; each None when unknown. The action
+    and the ref are cut to `SHOWN_VALUE_CHARS`: the hub or a caller chose them."""
     fields = record.__dict__
     action, ref, trace_id, span_id = fields.get(RECORD_CONTEXT) or (None, None, None, None)
-    return fields.get("action", action), fields.get("ref", ref), trace_id, span_id
+    return shown(fields.get("action", action)), shown(fields.get("ref", ref)), trace_id, span_id
 
 
 def context_suffix(record: logging.LogRecord) -> str:
@@ -125,7 +140,7 @@ def context_suffix(record: logging.LogRecord) -> str:
     action, ref, trace_id, span_id = context
     parts = []
     if ref is not None and "ref" not in record.__dict__:
-        parts.append(f"action={action} ref={ref}")
+        parts.append(f"action={shown(action)} ref={shown(ref)}")
     if trace_id is not None:
         parts.append(f"trace_id={trace_id} span_id={span_id}")
     return f" [{' '.join(parts)}]" if parts else ""
@@ -254,6 +269,8 @@ class JSONFormatter(logging.Formatter):
             data["trace_id"], data["span_id"] = trace_id, span_id
         for name, value in record.__dict__.items():
             if name not in _RECORD_ATTRIBUTES and name not in ("action", "ref"):
+                if name in CONTEXT_FIELDS:
+                    value = shown(value)  # the framework's own fields may hold the hub's text
                 data[EXTRA_PREFIX + name if name in JSON_KEYS else name] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
@@ -303,32 +320,62 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
 
 
 class RateLimitedLog:
-    """Logs at most `burst` messages per `interval` seconds, then one summary of the rest."""
+    """One kind of line that the hub or a caller can trigger at will, with a budget: at most
+    `burst` lines per `interval` seconds, each cut to `chars` characters.
 
-    def __init__(self, logger: logging.Logger, burst: int = 10, interval: float = 60.0) -> None:
+    The lines past the budget are counted, and the count joins the next line logged: ``(12
+    more like it since the last line)``. Give each kind of line its own instance, so that a
+    flood of one kind does not hide another.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        burst: int = 10,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        chars: int = MAX_SHOWN_CHARS,
+    ) -> None:
         self._logger = logger
         self._burst = burst
         self._interval = interval
-        self._window_start = 0.0
+        self._clock = clock
+        self._chars = chars
+        self._window_start = -math.inf
         self._count = 0
         self._suppressed = 0
 
-    def warning(self, message: str, *args: Any) -> None:
-        """Log a warning about bad input (truncated), unless the budget is used up."""
-        now = time.monotonic()
+    def log(
+        self, level: int, message: str, *args: Any, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Log ``message % args`` at `level` (cut to length), unless the budget is used up."""
+        now = self._clock()
         if now - self._window_start >= self._interval:
-            if self._suppressed:
-                self._logger.warning(
-                    "%d more bad-input warnings were suppressed in the last %.0f s",
-                    self._suppressed,
-                    self._interval,
-                )
-            self._window_start, self._count, self._suppressed = now, 0, 0
+            self._window_start, self._count = now, 0
         if self._count >= self._burst:
             self._suppressed += 1
             return
+        if not self._logger.isEnabledFor(level):
+            return
         self._count += 1
-        self._logger.warning(truncate(message % args if args else message))
+        text = truncate(message % args if args else message, self._chars)
+        if self._suppressed:
+            text = f"{text} ({self._suppressed} more like it since the last line)"
+            self._suppressed = 0
+        # The text is the whole message: a % the hub put in it is not read as a format.
+        self._logger.log(level, "%s", text, extra=extra)
+
+    def warning(self, message: str, *args: Any, extra: dict[str, Any] | None = None) -> None:
+        """`log` at WARNING."""
+        self.log(logging.WARNING, message, *args, extra=extra)
+
+    def info(self, message: str, *args: Any, extra: dict[str, Any] | None = None) -> None:
+        """`log` at INFO."""
+        self.log(logging.INFO, message, *args, extra=extra)
+
+    def error(self, message: str, *args: Any, extra: dict[str, Any] | None = None) -> None:
+        """`log` at ERROR."""
+        self.log(logging.ERROR, message, *args, extra=extra)
 
 
 def flush_time(now: float) -> float:
@@ -351,7 +398,8 @@ class RequestLog:
     they are written: `FLUSH_SECONDS` after the batch's first answer, rounded up to a whole
     millisecond (`flush_time`), so the output stays in time order with other records.
     Whenever anyone else is listening (another handler, a filter, a test capturing logs),
-    each line goes through `logging` as usual, at once.
+    each line goes through `logging` as usual, at once. A ref is cut to `SHOWN_VALUE_CHARS`
+    (the hub chose it).
     """
 
     def __init__(self) -> None:
@@ -375,6 +423,7 @@ class RequestLog:
         handler = _fast_handler
         # With tracing on, each line goes through logging to carry its trace and span ids.
         if handler is None or _trace_ids is not None or not _owns_output(handler, logger):
+            ref = shown(ref)
             duration_ms = round(seconds * 1000, 1)
             logger.info(
                 "action=%s status=%d duration_ms=%.1f ref=%s",
@@ -402,9 +451,9 @@ class RequestLog:
             prefix = f"{self._timestamp(now)} INFO core.requests: "
             lines = [
                 f"{prefix}action={action} status={status} duration_ms={duration} ref={ref}"
-                if action.isprintable() and ref.isprintable()
+                if len(ref) <= SHOWN_VALUE_CHARS and action.isprintable() and ref.isprintable()
                 else f"{prefix}action={printable(action)} status={status} "
-                f"duration_ms={duration} ref={printable(ref)}"
+                f"duration_ms={duration} ref={printable(shown(ref))}"
                 for (action, status, _, ref), duration in zip(
                     entries, self._durations(entries), strict=True
                 )
@@ -426,6 +475,8 @@ class RequestLog:
         for (action, status, _, ref), duration in zip(
             entries, self._durations(entries), strict=True
         ):
+            if len(ref) > SHOWN_VALUE_CHARS:
+                ref = shown(ref)
             message = f"action={action} status={status} duration_ms={duration} ref={ref}"
             if (
                 action.isprintable()

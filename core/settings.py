@@ -45,12 +45,14 @@ VARIABLES: Final = (
     "ALLOW_INSECURE_WEBSOCKET",
     "PHOENIX_VSN",
     "MAX_CONCURRENCY",
+    "MAX_WAITING_REQUESTS",
     "ACTION_TIMEOUT_SECONDS",
     "HEARTBEAT_INTERVAL_SECONDS",
     "JOIN_TIMEOUT_SECONDS",
     "SHUTDOWN_GRACE_SECONDS",
     "MAX_MESSAGE_BYTES",
     "OUTBOX_LIMIT",
+    "OUTBOX_MAX_BYTES",
     "RESPONSE_MAX_AGE_SECONDS",
     "RESPONSE_MIN_DELAY_SECONDS",
     "ERROR_FORMAT",
@@ -436,12 +438,14 @@ class Settings:
     actions_path: Path = PROJECT_ROOT / "actions"
     events_path: Path = PROJECT_ROOT / "events"
     max_concurrency: int = 100
+    max_waiting_requests: int = 1000
     action_timeout_seconds: float = 25.0
     heartbeat_interval_seconds: float = 30.0
     join_timeout_seconds: float = 10.0
     shutdown_grace_seconds: float = 25.0
     max_message_bytes: int = 1024 * 1024
     outbox_limit: int = 1000
+    outbox_max_bytes: int = 32 * 1024 * 1024
     response_max_age_seconds: float = 30.0
     response_min_delay_seconds: float = 0.002
     error_format: str = "object"
@@ -463,12 +467,14 @@ class Settings:
             phoenix_vsn=read.choice("PHOENIX_VSN", PHOENIX_VERSIONS, "1.0.0"),
             actions_path=Path(actions_path) if actions_path else PROJECT_ROOT / "actions",
             max_concurrency=read.integer("MAX_CONCURRENCY", 100, 1),
+            max_waiting_requests=read.integer("MAX_WAITING_REQUESTS", 1000, 0),
             action_timeout_seconds=read.number("ACTION_TIMEOUT_SECONDS", 25.0, 0.001),
             heartbeat_interval_seconds=read.number("HEARTBEAT_INTERVAL_SECONDS", 30.0, 0.01),
             join_timeout_seconds=read.number("JOIN_TIMEOUT_SECONDS", 10.0, 0.01),
             shutdown_grace_seconds=read.number("SHUTDOWN_GRACE_SECONDS", 25.0, 0.0),
             max_message_bytes=read.integer("MAX_MESSAGE_BYTES", 1024 * 1024, 1024),
             outbox_limit=read.integer("OUTBOX_LIMIT", 1000, 1),
+            outbox_max_bytes=read.integer("OUTBOX_MAX_BYTES", 32 * 1024 * 1024, 1024),
             response_max_age_seconds=read.number("RESPONSE_MAX_AGE_SECONDS", 30.0, 0.0),
             response_min_delay_seconds=read.number("RESPONSE_MIN_DELAY_SECONDS", 0.002, 0.0, 1.0),
             error_format=read.choice("ERROR_FORMAT", ERROR_FORMATS, "object"),

@@ -6,6 +6,7 @@ import logging
 
 from core.hub.event_handler import EventHandler, Replica
 from core.hub.phoenix import Message
+from core.log import truncate
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,6 @@ class ServiceDeletedEvent(EventHandler):
         name = service.get("name") if isinstance(service, dict) else None
         logger.warning(
             "the service %s was deleted on the hub: leaving and exiting without reconnecting",
-            name if isinstance(name, str) else "(unknown)",
+            truncate(name, 100) if isinstance(name, str) else "(unknown)",
         )
         replica.stop(exit_code=0)

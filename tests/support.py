@@ -118,6 +118,51 @@ class LogCapture(logging.Handler):
         """Every line so far, joined."""
         return "\n".join(self.lines)
 
+    def matching(self, text: str) -> list[str]:
+        """The lines that contain `text`."""
+        return [line for line in self.lines if text in line]
+
+    @contextlib.contextmanager
+    def installed(self) -> Any:
+        """Attach to the root logger for the duration of a with-block."""
+        root = logging.getLogger()
+        previous = root.level
+        root.addHandler(self)
+        root.setLevel(logging.INFO)
+        try:
+            yield self
+        finally:
+            root.removeHandler(self)
+            root.setLevel(previous)
+
+
+class LogVolume(logging.Handler):
+    """Counts the bytes every record would take in the service's two formats (text and
+    JSON, as `core.log.configure_logging` writes them, secrets hidden), and keeps the text
+    lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        from core.log import JSONFormatter, TextFormatter, secret_filter
+
+        self.addFilter(secret_filter)
+        self._text = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._json = JSONFormatter()
+        self.text_bytes = 0
+        self.json_bytes = 0
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format the record both ways and count the bytes, newline included."""
+        line = self._text.format(record)
+        self.text_bytes += len(line.encode()) + 1
+        self.json_bytes += len(self._json.format(record).encode()) + 1
+        self.lines.append(line)
+
+    def matching(self, text: str) -> list[str]:
+        """The text lines that contain `text`."""
+        return [line for line in self.lines if text in line]
+
     @contextlib.contextmanager
     def installed(self) -> Any:
         """Attach to the root logger for the duration of a with-block."""

@@ -27,7 +27,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from core.dev.exporters import nested_schemas
-from core.execution.responses import CODES
+from core.execution.responses import CODES, MAX_LISTED_ERRORS
 from core.model.registry import catalog_hash, catalog_json
 from core.model.result import result_type
 from core.model.runner import ActionRunner
@@ -287,7 +287,8 @@ def _error_object() -> dict[str, Any]:
             },
             "errors": {
                 "type": "array",
-                "description": "INVALID_FIELDS: each invalid field and why",
+                "description": "INVALID_FIELDS: each invalid field and why (the first "
+                f"{MAX_LISTED_ERRORS}; more_errors counts the others)",
                 "items": {
                     "type": "object",
                     "properties": {
@@ -297,6 +298,11 @@ def _error_object() -> dict[str, Any]:
                     },
                     "required": ["field", "message", "type"],
                 },
+            },
+            "more_errors": {
+                "type": "integer",
+                "description": "INVALID_FIELDS: how many errors `errors` leaves out (only "
+                "when it leaves some out)",
             },
             "error_id": {
                 "type": "string",

@@ -14,6 +14,8 @@ from collections.abc import Mapping, MutableMapping
 from types import SimpleNamespace
 from typing import Any
 
+from core.log import shown
+
 __all__ = ["Context", "ContextLogger", "State"]
 
 # Guards the lazy creation of a context's cancellation event (rare: only when read).
@@ -44,6 +46,7 @@ class ContextLogger(logging.LoggerAdapter[logging.Logger]):
     """
 
     def __init__(self, logger: logging.Logger, action: str, ref: str) -> None:
+        ref = shown(ref)  # the hub chose it: a line shows a bounded part
         self._fields = {"action": action, "ref": ref}
         super().__init__(logger, self._fields)
         self._action = action

@@ -2,10 +2,11 @@
 
 Every `request` from the hub becomes one task here, so a slow action never delays the
 others. The outcome is always one response payload with the status codes of the protocol:
-the action's result (`core.model.result`), or 400 invalid fields, 404 unknown action, 500
-the action raised (an error id that the log holds with the traceback), 503 shutting down,
-504 over the time limit (`core.execution.responses`), or the error the action raised
-(`ActionError`).
+the action's result (`core.model.result`), or 400 invalid fields or request (one whose frame
+could not be decoded in full too), 404 unknown action, 500 the action raised (an error id
+that the log holds with the traceback), 503 shutting down or overloaded (`max_waiting`
+requests wait for a slot already), 504 over the time limit (`core.execution.responses`), or
+the error the action raised (`ActionError`).
 
 How each action is run is decided once, when the executor is made (its `Plan`): how its
 `run()` is called (the seed's ``run(self, client, websocket)`` is adapted to the one
@@ -29,6 +30,7 @@ from core.execution.context import Context, State
 from core.execution.limits import Slots
 from core.execution.responses import (
     INVALID_REQUEST,
+    OVERLOADED,
     SHUTTING_DOWN,
     TIMEOUT,
     UNKNOWN_ACTION,
@@ -37,7 +39,8 @@ from core.execution.responses import (
 from core.execution.stats import ActionStats
 from core.execution.threads import WorkerThreads
 from core.execution.tracing import RequestSpan, RequestTracer
-from core.log import RateLimitedLog, request_context, request_log, truncate
+from core.json_codec import Salvaged
+from core.log import RateLimitedLog, request_context, request_log, shown, truncate
 from core.model.errors import ActionError
 from core.model.response import ActionResponse
 from core.model.result import ResultType, result_type
@@ -53,6 +56,11 @@ _eager_task: Callable[..., asyncio.Task[None]] | None = getattr(asyncio, "eager_
 UNKNOWN_ACTION_STATS = "(unknown)"
 # How often running requests are checked against their time limits.
 SWEEP_SECONDS = 0.05
+
+
+class Overloaded(Exception):
+    """Raised instead of waiting for a slot when `max_waiting` requests wait already."""
+
 
 # Hands the client a response payload for a response_ref, with the seconds since its request
 # arrived (the client writes it soon after). It returns None, or the payload it sent instead
@@ -143,6 +151,7 @@ class RequestExecutor:
         context: RunContext,
         *,
         max_concurrency: int = 100,
+        max_waiting: int = 1000,
         default_timeout: float = 25.0,
         state: State | None = None,
         errors: ErrorAnswers | None = None,
@@ -153,6 +162,12 @@ class RequestExecutor:
         self.state = state if state is not None else State()
         self.errors = errors if errors is not None else ErrorAnswers()
         self._slots = Slots(max_concurrency)
+        # Requests waiting for a slot (either limit), and how many may: each holds its fields
+        # and its task, so past the cap a request is answered OVERLOADED at once.
+        self.waiting = 0
+        self.max_waiting = max_waiting
+        self.overloaded = 0
+        self._overload_log = RateLimitedLog(logger, chars=400)
         self.threads = WorkerThreads(max_concurrency)
         # Each request's task, with its payload (to answer one cancelled before it started).
         self._tasks: dict[asyncio.Task[None], dict[str, Any]] = {}
@@ -175,6 +190,9 @@ class RequestExecutor:
     def submit(self, payload: Any) -> None:
         """Start handling a `request` payload; returns at once."""
         if type(payload) is not dict:
+            if type(payload) is Salvaged:
+                self._undecodable(payload)
+                return
             self._bad_input.warning("request payload is not an object: %s", truncate(repr(payload)))
             return
         response_ref = payload.get("response_ref")
@@ -298,6 +316,8 @@ class RequestExecutor:
                     finally:
                         if own_slots is not None:
                             own_slots.release()
+        except Overloaded:
+            payload = self._overloaded(name)
         except asyncio.CancelledError:
             if ctx is not None:
                 ctx.cancel()
@@ -360,17 +380,57 @@ class RequestExecutor:
         )
 
     async def _wait_for_slot(self, slots: Slots, stats: ActionStats) -> None:
-        """Wait for a slot of `slots` (none is free), counted in the action's wait metrics."""
+        """Wait for a slot of `slots` (none is free), counted in the action's wait metrics;
+        raise `Overloaded` instead when `max_waiting` requests wait already."""
+        if self.waiting >= self.max_waiting:
+            raise Overloaded
+        self.waiting += 1
         stats.waiting += 1
         began = time.perf_counter()
         try:
             await slots.wait()
         finally:
+            self.waiting -= 1
             stats.waiting -= 1
             waited = time.perf_counter() - began
             stats.record_wait(waited)
             if self.tracer is not None:
                 self.tracer.waited(waited)
+
+    def _overloaded(self, name: str) -> dict[str, Any]:
+        """The 503 answer to a request that found `max_waiting` requests waiting already."""
+        self.overloaded += 1
+        self._overload_log.warning(
+            "%d requests are waiting for a concurrency slot (MAX_WAITING_REQUESTS): answering "
+            "a request for %s 503 OVERLOADED (%d so far)",
+            self.waiting,
+            name,
+            self.overloaded,
+        )
+        return self.errors.framework(
+            OVERLOADED,
+            f"The replica has {self.max_waiting} requests waiting already; try again",
+        ).to_payload()
+
+    def _undecodable(self, payload: Salvaged) -> None:
+        """Answer a request whose frame could not be decoded in full (`json_codec.salvage`)
+        400 INVALID_REQUEST, when it names a response_ref."""
+        request = payload.value
+        response_ref = request.get("response_ref") if type(request) is dict else None
+        if type(response_ref) is not str or not response_ref:
+            self._bad_input.warning(
+                "a request that could not be decoded (%s) has no usable response_ref: dropped",
+                payload.problem,
+            )
+            return
+        action = request.get("action")
+        name = action if type(action) is str else "?"
+        response = self.errors.framework(
+            INVALID_REQUEST, f"The request could not be decoded: {payload.problem}"
+        )
+        self._answer(
+            response_ref, name, self._plans.get(name), response.to_payload(), time.perf_counter()
+        )
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         """Drop an answered request's task, time limit and expiry mark."""
@@ -401,7 +461,7 @@ class RequestExecutor:
             "action %s raised (error id %s, ref %s)",
             name,
             error_id,
-            response_ref,
+            shown(response_ref),
             extra={"action": name, "ref": response_ref, "error_id": error_id},
         )
         return response.to_payload()
@@ -423,7 +483,7 @@ class RequestExecutor:
             name,
             what,
             error_id,
-            response_ref,
+            shown(response_ref),
             extra={"action": name, "ref": response_ref, "error_id": error_id},
         )
         return response.to_payload()
@@ -436,7 +496,7 @@ class RequestExecutor:
             "action %s ran past its %.3g s time limit (ref %s)%s",
             name,
             limit,
-            response_ref,
+            shown(response_ref),
             f"; its worker thread, if it started, runs on until run() returns ({threads.busy} of "
             f"{threads.size} threads busy, {threads.overrun} past their time limit)"
             if in_thread

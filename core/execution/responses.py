@@ -9,8 +9,9 @@ says. With ``ERROR_FORMAT=object`` (the default) the message is an error object:
 
 ``code`` is stable (the table in `CODES`), ``error`` a sentence for people, ``retryable``
 whether the same request may succeed if sent again, and some codes carry details
-(``errors``, ``error_id``). With ``ERROR_FORMAT=text`` the message is the sentence alone, as
-the seed sent it, and the object travels in ``fields`` (which callers never receive).
+(``errors`` and, past `MAX_LISTED_ERRORS` of them, ``more_errors``; ``error_id``). With
+``ERROR_FORMAT=text`` the message is the sentence alone, as the seed sent it, and the object
+travels in ``fields`` (which callers never receive).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from core.model.errors import ActionError
 from core.model.response import ActionResponse
+from core.redaction import truncate
 from core.settings import ERROR_FORMATS
 
 INVALID_FIELDS: Final = "INVALID_FIELDS"
@@ -29,16 +31,35 @@ INVALID_REQUEST: Final = "INVALID_REQUEST"
 UNKNOWN_ACTION: Final = "UNKNOWN_ACTION"
 INTERNAL_ERROR: Final = "INTERNAL_ERROR"
 SHUTTING_DOWN: Final = "SHUTTING_DOWN"
+OVERLOADED: Final = "OVERLOADED"
 TIMEOUT: Final = "TIMEOUT"
 # The framework's codes: (status code, retryable, what it means).
 CODES: Final = {
     INVALID_FIELDS: (400, False, "the fields failed validation; `errors` says which and why"),
-    INVALID_REQUEST: (400, False, "the request is malformed (action or fields of a wrong type)"),
+    INVALID_REQUEST: (
+        400,
+        False,
+        "the request is malformed (action or fields of a wrong type, or a frame that could not "
+        "be decoded)",
+    ),
     UNKNOWN_ACTION: (404, False, "the service has no action of that name"),
     INTERNAL_ERROR: (500, False, "the action failed; `error_id` finds the details in the log"),
     SHUTTING_DOWN: (503, True, "the replica was stopping; another one can take the request"),
+    OVERLOADED: (
+        503,
+        True,
+        "the replica had MAX_WAITING_REQUESTS requests waiting for a concurrency slot already",
+    ),
     TIMEOUT: (504, True, "the action ran past its time limit (it may have run in part)"),
 }
+
+
+# An INVALID_FIELDS answer lists at most this many errors (and says how many more there were),
+# each cut to the lengths below: a request of a few kilobytes can fail validation in thousands
+# of places, and the answer must stay in proportion to it.
+MAX_LISTED_ERRORS: Final = 20
+MAX_FIELD_CHARS: Final = 200
+MAX_MESSAGE_CHARS: Final = 300
 
 
 class ErrorAnswers:
@@ -65,17 +86,29 @@ class ErrorAnswers:
         return self.answer(status_code, code, error, retryable, **details)
 
     def invalid_fields(self, error: ValidationError) -> ActionResponse:
-        """A 400 naming each invalid field and why, without echoing the input."""
+        """A 400 naming each invalid field and why, without echoing the input: the first
+        `MAX_LISTED_ERRORS` errors, each cut to length, and ``more_errors``, the count of
+        the others, when there were more."""
+        items = error.errors(include_input=False, include_url=False, include_context=False)
         problems = [
             {
-                "field": ".".join(str(part) for part in item["loc"]) or "(fields)",
-                "message": item["msg"],
-                "type": item["type"],
+                "field": truncate(".".join(str(part) for part in item["loc"]), MAX_FIELD_CHARS)
+                or "(fields)",
+                "message": truncate(item["msg"], MAX_MESSAGE_CHARS),
+                "type": truncate(item["type"], MAX_FIELD_CHARS),
             }
-            for item in error.errors(include_input=False, include_url=False, include_context=False)
+            for item in items[:MAX_LISTED_ERRORS]
         ]
         summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
-        return self.framework(INVALID_FIELDS, f"Invalid fields: {summary}", errors=problems)
+        more = len(items) - len(problems)
+        if not more:
+            return self.framework(INVALID_FIELDS, f"Invalid fields: {summary}", errors=problems)
+        return self.framework(
+            INVALID_FIELDS,
+            f"Invalid fields: {summary}; and {more} more",
+            errors=problems,
+            more_errors=more,
+        )
 
     def internal_error(self) -> tuple[str, ActionResponse]:
         """A new error id and the 500 that names it (the log holds the details under it)."""

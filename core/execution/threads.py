@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core.execution.context import Context
+from core.log import shown
 
 logger = logging.getLogger("core.execution.executor")
 
@@ -93,7 +94,7 @@ class WorkerThreads:
                 logger.exception(
                     "action %s raised after its request was given up (ref %s)",
                     job.ctx.action,
-                    job.ctx.ref,
+                    shown(job.ctx.ref),
                     extra={"action": job.ctx.action, "ref": job.ctx.ref},
                 )
                 return None
@@ -111,6 +112,6 @@ class WorkerThreads:
                     "thread is free again (ref %s)",
                     job.ctx.action,
                     time.monotonic() - given_up,
-                    job.ctx.ref,
+                    shown(job.ctx.ref),
                     extra={"action": job.ctx.action, "ref": job.ctx.ref},
                 )

@@ -14,6 +14,11 @@ RECONNECT_DELAYS = (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
 REJOIN_DELAYS = (1.0, 2.0, 5.0, 10.0)
 # A refused upgrade (403) will not be fixed by hammering: slower, capped.
 REFUSED_DELAYS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
+# A connection or a join counts as a success, which starts its schedule over, only once it has
+# lasted this long: a hub that accepts and then drops each one at once (a frame over
+# MAX_MESSAGE_BYTES, a channel that crashes on join) is retried on the growing schedule
+# instead of at its first, shortest delay every time.
+HEALTHY_AFTER_SECONDS = 10.0
 
 
 class Backoff:

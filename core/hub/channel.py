@@ -9,7 +9,9 @@ Modelled on phoenix.js (``channel.js`` and ``push.js``):
   the join, does not answer it in time or the connection drops, and ``leaving`` -> ``closed``
   after `Channel.leave`. While it wants to be joined, an errored channel rejoins on the
   phoenix.js schedule (1, 2, 5, then every 10 s, with jitter), or as soon as a new
-  connection opens.
+  connection opens. Unlike phoenix.js, a join starts that schedule over only once it has
+  lasted `healthy_after` seconds, so a channel that the hub ends right after each join is
+  rejoined every 10 s, not every second.
 
 The channel is driven by three things only: `Channel.handle` (a message for its topic),
 `Channel.connection_opened` / `connection_lost` (from the socket) and the clock's timers.
@@ -24,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from core.hub.backoff import REJOIN_DELAYS, Backoff
+from core.hub.backoff import HEALTHY_AFTER_SECONDS, REJOIN_DELAYS, Backoff
 from core.hub.phoenix import PHX_CLOSE, PHX_ERROR, PHX_JOIN, PHX_LEAVE, PHX_REPLY, Message
 from core.hub.timers import Cancellable, Clock, RetryTimer
 
@@ -156,12 +158,16 @@ class Channel:
         join_timeout: float = 10.0,
         leave_timeout: float = 1.0,
         rejoin: Backoff | None = None,
+        healthy_after: float = HEALTHY_AFTER_SECONDS,
     ) -> None:
         self.socket = socket
         self.topic = topic
         self.state = State.CLOSED
         self._listener = listener
         self._leave_timeout = leave_timeout
+        self._healthy_after = healthy_after
+        # Starts the rejoin schedule over once a join has lasted `healthy_after` seconds.
+        self._healthy: Cancellable | None = None
         # Whether we want to be joined: the rejoin timer and a new connection honour it.
         self._wanted = False
         self._join_push = (
@@ -218,6 +224,7 @@ class Channel:
     def connection_lost(self) -> None:
         """The connection dropped: every join and pending push ends with it."""
         self._rejoin.cancel()
+        self._cancel_healthy()
         self._join_push.cancel()
         if self._leave_push is not None:
             self._leave_push.cancel()
@@ -273,8 +280,20 @@ class Channel:
 
     def _joined(self, response: Any) -> None:
         self.state = State.JOINED
-        self._rejoin.reset()
+        self._rejoin.cancel()
+        self._cancel_healthy()
+        self._healthy = self.socket.clock.call_later(self._healthy_after, self._joined_healthy)
         self._listener.channel_joined(response)
+
+    def _joined_healthy(self) -> None:
+        self._healthy = None
+        if self.state is State.JOINED:
+            self._rejoin.reset()
+
+    def _cancel_healthy(self) -> None:
+        if self._healthy is not None:
+            self._healthy.cancel()
+            self._healthy = None
 
     def _join_refused(self, response: Any) -> None:
         reason = response.get("reason") if isinstance(response, dict) else None
@@ -307,6 +326,7 @@ class Channel:
         """Mark the channel errored; schedule a rejoin and return its delay, if one is due."""
         self.state = State.ERRORED
         self.join_ref = None
+        self._cancel_healthy()
         if self._wanted and self.socket.connected:
             return self._rejoin.schedule()
         return None
@@ -328,6 +348,7 @@ class Channel:
         self._listener.channel_left(acknowledged=False)
 
     def _closed(self) -> None:
+        self._cancel_healthy()
         if self._leave_push is not None:
             self._leave_push.cancel()
             self._leave_push = None

@@ -34,7 +34,13 @@ from websockets.exceptions import InvalidStatus
 from core import json_codec
 from core.execution.executor import RequestExecutor
 from core.execution.responses import ErrorAnswers
-from core.hub.backoff import RECONNECT_DELAYS, REFUSED_DELAYS, REJOIN_DELAYS, Backoff
+from core.hub.backoff import (
+    HEALTHY_AFTER_SECONDS,
+    RECONNECT_DELAYS,
+    REFUSED_DELAYS,
+    REJOIN_DELAYS,
+    Backoff,
+)
 from core.hub.channel import reply_parts
 from core.hub.connection import URL_SIZE_WARNING, connection_url
 from core.hub.drain import Drain, Link, Step
@@ -124,11 +130,16 @@ class PlugboardClient:
         num_consumers: int = 0,
         connected: bool = False,
         open_timeout: float = OPEN_TIMEOUT,
+        healthy_after: float = HEALTHY_AFTER_SECONDS,
     ) -> None:
         if settings is None:
             settings = load_settings()
         self.settings = settings
         self.open_timeout = open_timeout
+        # A connection counts as a success (the reconnect back-off starts over) once it has
+        # been joined this long: a hub that accepts and then drops every connection is
+        # retried on the growing schedule, not every 10 ms.
+        self.healthy_after = healthy_after
         if actions is None:
             actions = discover(settings.actions_path, ActionRunner)
         self.actions: dict[str, type[ActionRunner]] = dict(actions)
@@ -144,7 +155,14 @@ class PlugboardClient:
         self._token = settings.token
         self._next_token_id: int | str | None = None
         secret_filter.add(self._token)
+        # The lines the hub can bring about at will, each kind with its own budget.
         self._bad_input = RateLimitedLog(logger)
+        self._reply_log = RateLimitedLog(logger, chars=400)
+        self._refusal_log = RateLimitedLog(logger, chars=400)
+        self._oversize_log = RateLimitedLog(logger)
+        self._token_log = RateLimitedLog(logger)
+        # service_updated and num_consumers: the hub may send them at will.
+        self._event_lines = RateLimitedLog(logger)
         errors = ErrorAnswers(settings.error_format)
 
         # The link: socket, channel, outbox (sans-I/O), and the connection of the moment.
@@ -166,6 +184,7 @@ class PlugboardClient:
             self._channel,
             max_age=settings.response_max_age_seconds,
             limit=settings.outbox_limit,
+            max_bytes=settings.outbox_max_bytes,
             min_delay=settings.response_min_delay_seconds,
             errors=errors,
         )
@@ -179,6 +198,7 @@ class PlugboardClient:
             self.outbox.send,
             lambda: (self, self.websocket),
             max_concurrency=settings.max_concurrency,
+            max_waiting=settings.max_waiting_requests,
             default_timeout=settings.action_timeout_seconds,
             errors=errors,
         )
@@ -196,7 +216,9 @@ class PlugboardClient:
         self._left = asyncio.Event()
         self._consumers_changed = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._reconnect = Backoff(RECONNECT_DELAYS)  # reset by a successful join
+        # Started over once a connection has been joined for `healthy_after` seconds.
+        self._reconnect = Backoff(RECONNECT_DELAYS)
+        self._healthy: Cancellable | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
         # Lifecycle and counters.
@@ -319,12 +341,14 @@ class PlugboardClient:
     def service_updated(self, service: Service) -> None:
         """The hub changed the service's record."""
         self.service = service
-        logger.info("service updated: %s (id %s)", truncate(service.name, 100), service.id)
+        self._event_lines.info(
+            "service updated: %s (id %s)", truncate(service.name, 100), service.id
+        )
 
     def consumers_counted(self, count: int) -> None:
         """The hub counted the service's consumers again."""
         if count != self.num_consumers:
-            logger.info("the service now has %d consumer(s)", count)
+            self._event_lines.info("the service now has %d consumer(s)", count)
         self.num_consumers = count
 
     def use_token(self, token: Token) -> None:
@@ -335,7 +359,9 @@ class PlugboardClient:
         secret_filter.add(value)
         self._token = value
         self._next_token_id = token.id
-        logger.info("received a new token (id %s); the next connection will use it", token.id)
+        self._token_log.info(
+            "received a new token (id %s); the next connection will use it", token.id
+        )
 
     def token_deleted(self, token: Token) -> None:
         """A token was deleted on the hub; warn when it is the one in use."""
@@ -345,13 +371,13 @@ class PlugboardClient:
             else (self.token.id if self.token is not None else None)
         )
         if in_use is not None and str(in_use) == str(token.id):
-            logger.warning(
+            self._token_log.warning(
                 "the token this replica connected with (id %s) was deleted on the hub: the next "
                 "reconnect will be refused unless a new token arrives or TOKEN is updated",
                 token.id,
             )
         else:
-            logger.info("token %s was deleted on the hub (not the one in use)", token.id)
+            self._token_log.info("token %s was deleted on the hub (not the one in use)", token.id)
 
     # ----------------------------------------------------------------- the transport's handler
 
@@ -376,9 +402,12 @@ class PlugboardClient:
         self.websocket = None
         self.connected = False
         self._joined.clear()
+        if self._healthy is not None:
+            self._healthy.cancel()
+            self._healthy = None
         self._socket.connection_lost()
         if transport.close_code_sent == 1009:
-            logger.error(
+            self._oversize_log.error(
                 "the hub sent a frame over MAX_MESSAGE_BYTES (%d bytes); the connection was "
                 "closed with 1009",
                 self.settings.max_message_bytes,
@@ -398,7 +427,8 @@ class PlugboardClient:
 
     def channel_joined(self, response: Any) -> None:
         """The hub accepted the join: keep what it told us, then write what was kept."""
-        self._reconnect.reset()
+        if self._healthy is None:
+            self._healthy = self._clock.call_later(self.healthy_after, self._connection_healthy)
         service = payload_item(response, "service", Service, PHX_REPLY)
         token = payload_item(response, "token", Token, PHX_REPLY)
         consumers = response.get("num_consumers") if isinstance(response, dict) else None
@@ -413,8 +443,8 @@ class PlugboardClient:
         self._joined.set()
         logger.info(
             "joined service %s (id %s); %s consumer(s) connected",
-            self.service.name if self.service else "?",
-            self.service.id if self.service else "?",
+            truncate(self.service.name, 100) if self.service else "?",
+            truncate(str(self.service.id), 40) if self.service else "?",
             self.num_consumers,
         )
         self.outbox.channel_joined()
@@ -469,23 +499,29 @@ class PlugboardClient:
         if status == "ok" or message.ref is None:
             return
         if self.outbox.refused(message.ref):
-            logger.info(
+            self._refusal_log.info(
                 "the hub refused the response for ref %s (%s): it will be sent again after "
                 "the next join",
-                message.ref,
+                truncate(message.ref, 80),
                 truncate(str(response), 100),
                 extra={"ref": message.ref},
             )
             return
-        logger.warning(
+        self._reply_log.warning(
             "the hub answered ref %s on topic %r with %s: %s",
-            message.ref,
-            message.topic,
-            status,
-            truncate(str(response), 200),
+            truncate(message.ref, 80),
+            truncate(message.topic, 80),
+            truncate(str(status), 40),
+            truncate(str(response), 100),
         )
 
     # --------------------------------------------------------------------- internals
+
+    def _connection_healthy(self) -> None:
+        """Joined for `healthy_after` seconds: the next reconnect starts the schedule over."""
+        self._healthy = None
+        if self._channel.joined:
+            self._reconnect.reset()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

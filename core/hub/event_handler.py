@@ -16,10 +16,13 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from core.hub.phoenix import Message
+from core.log import RateLimitedLog
 from schemas.service import Service
 from schemas.token import Token
 
 logger = logging.getLogger(__name__)
+# The hub may send malformed events at will: the line has a budget.
+_malformed = RateLimitedLog(logger)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -71,5 +74,5 @@ def payload_item(payload: Any, key: str, model: type[ModelT], event: str) -> Mod
     try:
         return model.model_validate(data)
     except ValidationError:
-        logger.warning("ignoring a malformed %r in a %s event", key, event)
+        _malformed.warning("ignoring a malformed %r in a %s event", key, event)
         return None

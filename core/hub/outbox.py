@@ -16,7 +16,18 @@ so a heartbeat reply proves that every frame written before that heartbeat reach
    us joined: right after our leave, or after the hub's channel crashed) is kept and written
    again after the next join too.
 5. While the hub does not read (the write buffer is over its high mark) responses are held
-   here, and the hold is logged; the kept queue is bounded by `limit`.
+   here, and the hold is logged. What the outbox holds is bounded: at most `limit` kept
+   responses, and at most `max_bytes` of encoded responses written and not yet confirmed, or
+   kept. Past either, the oldest are dropped first: written batches awaiting confirmation
+   before any response never written (those may still have reached the hub), counted in
+   `dropped`, and logged once per burst, which ends when the outbox has half its room again.
+   The bytes counted are the bytes held. orjson hands back its working buffer as the frame,
+   sized for the worst case and never shrunk (a few KiB however small the frame, several
+   times the length of a long string), so a frame as encoded can hold many times the bytes
+   it counts: a written batch is journaled as one bytes object, its frames joined by
+   newlines (which a compact JSON text never holds raw; one allocation per batch, not a copy
+   per response), and a kept response as a copy of its own length. This loop iteration's
+   batch is not counted: it leaves within milliseconds.
 6. A response is not written sooner than `min_delay` after its request arrived. The hub's
    HTTP front hands a request to its consumers before it registers itself as the one
    waiting for the answer, and drops an answer that arrives in between (Vera-Plugboard's
@@ -44,9 +55,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from core import json_codec
 from core.execution.responses import ErrorAnswers
 from core.hub.channel import State
 from core.hub.phoenix import Message
+from core.log import RateLimitedLog, shown
 
 if TYPE_CHECKING:
     from core.hub.channel import Channel
@@ -61,8 +74,19 @@ RESPONSE = "response"
 HOLD_QUANTUM = 0.001
 JOINED = State.JOINED
 
-# A response kept for a later join: (response_ref, payload, when it was made).
-Kept = tuple[str, Any, float]
+# A response kept for a later join: (its frame, encoded for an earlier join or none, when it
+# was made).
+Kept = tuple[bytes, float]
+# A written batch awaiting a heartbeat reply: (responses written up to it, when, its frames
+# joined by SEPARATOR, how many).
+Written = tuple[int, float, bytes, int]
+# Between the frames of a journaled batch: a compact JSON text never holds a raw newline.
+SEPARATOR = b"\n"
+
+
+def _exact(frame: bytes) -> bytes:
+    """A copy of `frame` at its own length (point 5)."""
+    return memoryview(frame).tobytes()
 
 
 class ResponseOutbox:
@@ -75,6 +99,7 @@ class ResponseOutbox:
         *,
         max_age: float = 30.0,
         limit: int = 1000,
+        max_bytes: int = 32 * 1024 * 1024,
         min_delay: float = 0.0,
         errors: ErrorAnswers | None = None,
     ) -> None:
@@ -88,7 +113,10 @@ class ResponseOutbox:
         self._topic = channel.topic
         self.max_age = max_age
         self.limit = limit
+        self.max_bytes = max_bytes
         self.min_delay = min_delay
+        # The bytes of the frames held: kept, and written but not yet confirmed.
+        self._bytes = 0
         # Made while joined, written at the end of this loop iteration. Only the encoded
         # frames are kept on this path (and in the journal): bytes are not tracked by the
         # garbage collector, so holding them until a heartbeat reply costs it nothing. The
@@ -109,12 +137,20 @@ class ResponseOutbox:
         # Made while not joined, held while the hub does not read, or to be written again.
         self._kept: deque[Kept] = deque()
         self._resend_in_kept = 0
-        # Written batches awaiting a heartbeat reply: (responses written up to it, batch).
-        self._journal: deque[tuple[int, float, list[bytes]]] = deque()
+        # Written batches awaiting a heartbeat reply.
+        self._journal: deque[Written] = deque()
         self._written = 0
         self._unconfirmed = 0
         self._heartbeat: tuple[str, int] | None = None
         self._holding_logged = False
+        self._keeping_logged = False
+        # Responses dropped since the burst of drops began (0: no burst).
+        self._burst_dropped = 0
+        # The lines the hub can bring about over and over, each with its own budget.
+        self._hold_log = RateLimitedLog(logger)
+        self._keep_log = RateLimitedLog(logger)
+        self._drop_log = RateLimitedLog(logger, chars=400)
+        self._expiry_log = RateLimitedLog(logger)
         self.on_settled: Callable[[], None] | None = None
         # Counters for /metrics.
         self.resent = 0
@@ -137,6 +173,12 @@ class ResponseOutbox:
     def unconfirmed(self) -> int:
         """Responses written and not yet proven read by a heartbeat reply."""
         return self._unconfirmed
+
+    @property
+    def held_bytes(self) -> int:
+        """The bytes of the encoded responses held, kept or written but not yet confirmed (at
+        most `max_bytes`)."""
+        return self._bytes
 
     @property
     def settled(self) -> bool:
@@ -179,12 +221,13 @@ class ResponseOutbox:
                 if self._flush_at is None or self._flush_at > 0.0:
                     self._schedule_flush(0.0, 0.0)
         else:
-            self._keep(response_ref, payload, self._clock.time())
-            logger.info(
-                "not joined: keeping the response for ref %s until the next join",
-                response_ref,
-                extra={"ref": response_ref},
-            )
+            if not self._keeping_logged:
+                self._keeping_logged = True
+                self._keep_log.info(
+                    "not joined: keeping responses until the next join (the first for ref %s)",
+                    shown(response_ref),
+                )
+            self._keep(_exact(frame), self._clock.time())
         return replaced
 
     # ------------------------------------------------------------------ what the link says
@@ -201,34 +244,58 @@ class ResponseOutbox:
         self._heartbeat = None
         journal = self._journal
         while journal and journal[0][0] <= mark:
-            self._unconfirmed -= len(journal.popleft()[2])
+            _, _, frames, count = journal.popleft()
+            self._unconfirmed -= count
+            self._bytes -= len(frames)
+        if self._burst_dropped:
+            self._check_room()
         self._check_settled()
 
     def leave_acknowledged(self) -> None:
         """The hub answered our leave: it read every frame written before it, and nothing
         was written after it (responses made since are kept for a later join)."""
         self._heartbeat = None
+        for _, _, frames, _ in self._journal:
+            self._bytes -= len(frames)
         self._journal.clear()
         self._unconfirmed = 0
+        self._check_room()
         self._check_settled()
 
     def refused(self, response_ref: str) -> bool:
         """The hub answered a response with an error ("unmatched topic"): keep it for the
         next join. Returns False when no written response has that ref."""
-        for _, written_at, batch in self._journal:
-            for index, frame in enumerate(batch):
-                message = self._decode(frame)
-                if message.ref == response_ref:
-                    del batch[index]
-                    self._unconfirmed -= 1
-                    self._kept.appendleft((response_ref, message.payload, written_at))
-                    self._resend_in_kept += 1
-                    return True
+        # Only frames that hold the ref, as the encoder writes it, are decoded: the hub may
+        # send such errors at will, and the journal may hold megabytes.
+        forms = json_codec.written_forms(response_ref)
+        journal = self._journal
+        for position, (mark, written_at, frames, count) in enumerate(journal):
+            if not any(form in frames for form in forms):
+                continue
+            split = frames.split(SEPARATOR)
+            for index, frame in enumerate(split):
+                if not any(form in frame for form in forms):
+                    continue
+                if self._decode(frame).ref != response_ref:
+                    continue
+                del split[index]
+                rest = SEPARATOR.join(split)
+                if split:
+                    journal[position] = (mark, written_at, rest, count - 1)
+                else:
+                    del journal[position]
+                # The frame moves to the kept ones, and a separator goes.
+                self._bytes -= len(frames) - len(rest) - len(frame)
+                self._unconfirmed -= 1
+                self._kept.appendleft((frame, written_at))
+                self._resend_in_kept += 1
+                return True
         return False
 
     def channel_joined(self) -> None:
         """Joined: write what was kept, before anything else."""
         self._holding_logged = False
+        self._keeping_logged = False
         self._flush()
 
     def channel_lost(self) -> None:
@@ -242,10 +309,11 @@ class ResponseOutbox:
         if not self._journal:
             return
         unconfirmed: list[Kept] = [
-            self._kept_from(frame, written_at)
-            for _, written_at, batch in self._journal
-            for frame in batch
+            (frame, written_at)
+            for _, written_at, frames, _ in self._journal
+            for frame in frames.split(SEPARATOR)
         ]
+        self._bytes -= sum(count - 1 for _, _, _, count in self._journal)  # the separators
         self._journal.clear()
         self._unconfirmed = 0
         self._kept.extendleft(reversed(unconfirmed))
@@ -260,7 +328,7 @@ class ResponseOutbox:
     def writing_resumed(self) -> None:
         """The hub reads again: write what was held."""
         if self._kept and self._channel.joined:
-            logger.info("the hub reads again: writing %d held response(s)", len(self._kept))
+            self._hold_log.info("the hub reads again: writing %d held response(s)", len(self._kept))
         self._holding_logged = False
         self._flush()
 
@@ -307,7 +375,7 @@ class ResponseOutbox:
             self._keep_batch()
             if not self._holding_logged:
                 self._holding_logged = True
-                logger.warning(
+                self._hold_log.warning(
                     "the hub is not reading: holding %d response(s) until it does",
                     len(self._kept),
                 )
@@ -321,7 +389,12 @@ class ResponseOutbox:
         wire.send_frames(batch)
         self._written += len(batch)
         self._unconfirmed += len(batch)
-        self._journal.append((self._written, self._clock.time(), batch))
+        # Point 5: held at its own length (join hands back a lone frame itself).
+        frames = SEPARATOR.join(batch) if len(batch) > 1 else _exact(batch[0])
+        self._journal.append((self._written, self._clock.time(), frames, len(batch)))
+        self._bytes += len(frames)
+        if self._bytes > self.max_bytes:
+            self._trim()
         self._socket.probe()
 
     def _take_batch(self) -> list[bytes]:
@@ -353,29 +426,35 @@ class ResponseOutbox:
         written: list[bytes] = []
         kept, self._kept = self._kept, deque()
         resends, self._resend_in_kept = self._resend_in_kept, 0
-        for index, (ref, payload, made_at) in enumerate(kept):
-            age = now - made_at
-            if age > self.max_age:
-                self.expired += 1
-                logger.warning(
-                    "dropped the response for ref %s: %.0f s old, past the hub's %.0f s "
-                    "request lifetime",
-                    ref,
-                    age,
-                    self.max_age,
-                    extra={"ref": ref},
-                )
+        expired = 0
+        for index, (frame, made_at) in enumerate(kept):
+            self._bytes -= len(frame)  # counted again as written
+            if now - made_at > self.max_age:
+                expired += 1
                 continue
             if index < resends:
                 self.resent += 1
-            written.append(self._encode(self._topic, RESPONSE, payload, ref, join_ref))
+            message = self._decode(frame)
+            written.append(
+                self._encode(self._topic, RESPONSE, message.payload, message.ref, join_ref)
+            )
+        if expired:
+            self.expired += expired
+            self._expiry_log.warning(
+                "dropped %d kept response(s) past the hub's %.0f s request lifetime: their "
+                "callers have had 408 from the hub",
+                expired,
+                self.max_age,
+            )
         return written
 
     def _keep_batch(self) -> None:
         if not self._batch:
             return
         now = self._clock.time()
-        self._kept.extend(self._kept_from(frame, now) for frame in self._batch)
+        kept = [(_exact(frame), now) for frame in self._batch]
+        self._kept.extend(kept)
+        self._bytes += sum(len(frame) for frame, _ in kept)
         self._batch, self._batch_due, self._batch_held = [], [], False
         self._trim()
 
@@ -383,22 +462,66 @@ class ResponseOutbox:
         """One of our own frames, decoded again."""
         return self._decode_text(frame.decode())
 
-    def _kept_from(self, frame: bytes, made_at: float) -> Kept:
-        """A written (or batched) frame back as a kept response, to encode again later."""
-        message = self._decode(frame)
-        return (message.ref or "", message.payload, made_at)
-
-    def _keep(self, response_ref: str, payload: Any, made_at: float) -> None:
-        self._kept.append((response_ref, payload, made_at))
-        self._trim()
+    def _keep(self, frame: bytes, made_at: float) -> None:
+        self._kept.append((frame, made_at))
+        self._bytes += len(frame)
+        if len(self._kept) > self.limit or self._bytes > self.max_bytes:
+            self._trim()
 
     def _trim(self) -> None:
-        while len(self._kept) > self.limit:
-            ref, _, _ = self._kept.popleft()
-            if self._resend_in_kept:
-                self._resend_in_kept -= 1
-            self.dropped += 1
-            logger.error("outbox full (%d): dropped the response for ref %s", self.limit, ref)
+        """Drop the oldest responses past `limit` kept ones or `max_bytes` held in all:
+        written batches awaiting confirmation first, then kept responses."""
+        kept = self._kept
+        dropped = 0
+        while len(kept) > self.limit:
+            self._drop_kept()
+            dropped += 1
+        journal = self._journal
+        while self._bytes > self.max_bytes and journal:
+            _, _, frames, count = journal.popleft()
+            self._bytes -= len(frames)
+            self._unconfirmed -= count
+            dropped += count
+        while self._bytes > self.max_bytes and kept:
+            self._drop_kept()
+            dropped += 1
+        if dropped:
+            self._dropped(dropped)
+
+    def _drop_kept(self) -> None:
+        frame, _ = self._kept.popleft()
+        self._bytes -= len(frame)
+        if self._resend_in_kept:
+            self._resend_in_kept -= 1
+
+    def _dropped(self, count: int) -> None:
+        """Count responses dropped to stay within the bounds; the first of a burst is logged."""
+        self.dropped += count
+        if self._burst_dropped:
+            self._burst_dropped += count
+            return
+        self._burst_dropped = count
+        self._drop_log.error(
+            "outbox full: dropped the %d oldest response(s) to stay within OUTBOX_MAX_BYTES "
+            "(%d bytes) and OUTBOX_LIMIT (%d responses kept); their callers may get 408 from "
+            "the hub. Further drops are counted until it has room again",
+            count,
+            self.max_bytes,
+            self.limit,
+        )
+
+    def _check_room(self) -> None:
+        """End a burst of drops once the outbox has half its room again."""
+        if (
+            self._burst_dropped
+            and self._bytes <= self.max_bytes // 2
+            and len(self._kept) <= self.limit // 2
+        ):
+            self._drop_log.warning(
+                "the outbox has room again: %d response(s) were dropped while it was full",
+                self._burst_dropped,
+            )
+            self._burst_dropped = 0
 
     def _check_settled(self) -> None:
         if self.on_settled is not None and self.settled:
@@ -408,7 +531,7 @@ class ResponseOutbox:
         error_id, fallback = self._errors.internal_error()
         logger.exception(
             "the response for ref %s cannot be encoded as JSON; answering 500 (error id %s)",
-            response_ref,
+            shown(response_ref),
             error_id,
             extra={"ref": response_ref, "error_id": error_id},
         )

@@ -66,6 +66,11 @@ class Serializer(Protocol):
         """Decode one frame, raising `FrameError` when it is not a valid message."""
         ...
 
+    def salvage(self, frame: str | bytes) -> Message | None:
+        """A frame `decode` refused, read as far as `json_codec.salvage` can: the message
+        with its payload as a `json_codec.Salvaged`, or None."""
+        ...
+
 
 def _optional_ref(value: Any, name: str) -> str | None:
     if value is None or isinstance(value, str):
@@ -81,6 +86,32 @@ def _check_names(topic: Any, event: Any) -> tuple[str, str]:
     if not isinstance(event, str):
         raise FrameError("event must be a string")
     return topic, event
+
+
+def _salvage_json(frame: str | bytes) -> tuple[Any, str] | None:
+    """A refused frame's JSON value and what was left out of it, or None (`json_codec.salvage`)."""
+    if isinstance(frame, bytes):
+        return None
+    salvaged = json_codec.salvage(frame)
+    return None if salvaged is None else (salvaged.value, salvaged.problem)
+
+
+def _salvaged_message(
+    topic: Any, event: Any, payload: Any, ref: Any, join_ref: Any, problem: str
+) -> Message | None:
+    """The message of a salvaged frame, its payload wrapped; None when its envelope is not a
+    message's either."""
+    try:
+        topic, event = _check_names(topic, event)
+        return Message(
+            topic,
+            event,
+            json_codec.Salvaged(payload, problem),
+            _optional_ref(ref, "ref"),
+            _optional_ref(join_ref, "join_ref"),
+        )
+    except FrameError:
+        return None
 
 
 def _decode_json(frame: str | bytes) -> Any:
@@ -131,6 +162,21 @@ class V1Serializer:
             join_ref = _optional_ref(join_ref, "join_ref")
         return Message(topic, event, data.get("payload"), ref, join_ref)
 
+    def salvage(self, frame: str | bytes) -> Message | None:
+        """See `Serializer.salvage`."""
+        salvaged = _salvage_json(frame)
+        if salvaged is None or type(salvaged[0]) is not dict:
+            return None
+        data, problem = salvaged
+        return _salvaged_message(
+            data.get("topic"),
+            data.get("event"),
+            data.get("payload"),
+            data.get("ref"),
+            data.get("join_ref"),
+            problem,
+        )
+
 
 class V2Serializer:
     """Phoenix's v2 JSON serializer: ``[join_ref, ref, topic, event, payload]``."""
@@ -167,6 +213,14 @@ class V2Serializer:
             ref=_optional_ref(ref, "ref"),
             join_ref=_optional_ref(join_ref, "join_ref"),
         )
+
+    def salvage(self, frame: str | bytes) -> Message | None:
+        """See `Serializer.salvage`."""
+        salvaged = _salvage_json(frame)
+        if salvaged is None or not isinstance(salvaged[0], list) or len(salvaged[0]) != 5:
+            return None
+        (join_ref, ref, topic, event, payload), problem = salvaged
+        return _salvaged_message(topic, event, payload, ref, join_ref, problem)
 
 
 def serializer_for(version: str) -> Serializer:

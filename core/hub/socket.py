@@ -6,7 +6,9 @@ when a connection opens and closes; the socket writes through the `Wire` it was 
 `connection_made`. It:
 
 - decodes frames and routes them: heartbeat replies to itself, a channel's topic to that
-  `Channel`, anything undecodable to a rate-limited warning (the connection stays up);
+  `Channel`, anything undecodable to a rate-limited warning (the connection stays up), except
+  an event whose envelope can still be read (`Serializer.salvage`), which goes on to its
+  channel with a payload marked as unreadable;
 - sends the heartbeat on topic ``phoenix`` every `heartbeat_interval` seconds, and declares
   the link dead (``Wire.abort``) when a heartbeat has no reply within that interval;
 - probes with an early heartbeat, at most every `probe_interval` seconds, when the response
@@ -89,7 +91,10 @@ class PhoenixSocket:
         self._refs = RefCounter()
         self._wire: Wire | None = None
         self._channels: dict[str, Channel] = {}
+        # The hub can send these at will: each kind of line has its own budget.
         self._bad_input = RateLimitedLog(logger)
+        self._salvaged = RateLimitedLog(logger, chars=400)
+        self._not_joined = RateLimitedLog(logger)
         # The heartbeat: the next one's timer, the one awaiting its reply, and when it left.
         self._heartbeat_timer: Cancellable | None = None
         self._pending_heartbeat: str | None = None
@@ -173,7 +178,7 @@ class PhoenixSocket:
         try:
             message = self.serializer.decode(frame)
         except FrameError as error:
-            self._bad_input.warning("ignoring a frame that is not a Phoenix message: %s", error)
+            self._undecodable(frame, error)
             return
         channel = self._channels.get(message.topic)
         if channel is not None:
@@ -181,11 +186,29 @@ class PhoenixSocket:
         elif message.topic == PHOENIX_TOPIC and message.event == PHX_REPLY:
             self._heartbeat_reply(message.ref)
         else:
-            self._bad_input.warning(
+            self._not_joined.warning(
                 "ignoring event %r on topic %r: not a joined topic",
                 truncate(message.event, 80),
                 truncate(message.topic, 80),
             )
+
+    def _undecodable(self, frame: str | bytes, error: FrameError) -> None:
+        """A frame that does not decode: dropped, unless only integers too long to read stood
+        in the way of an event for a channel (a request, say). That one goes on with its
+        payload as a `json_codec.Salvaged`, so that the request is answered as invalid
+        rather than left to time out at the hub. A reply whose payload cannot be read is no
+        reply: it is dropped (the push it answers times out)."""
+        message = self.serializer.salvage(frame)
+        channel = None if message is None else self._channels.get(message.topic)
+        if message is None or channel is None or message.event == PHX_REPLY:
+            self._bad_input.warning("ignoring a frame that is not a Phoenix message: %s", error)
+            return
+        self._salvaged.warning(
+            "a %r event could not be decoded in full (%s): handled without its payload",
+            truncate(message.event, 80),
+            message.payload.problem,
+        )
+        channel.handle(message)
 
     # ------------------------------------------------------------------ the heartbeat
 

@@ -115,6 +115,12 @@ class ClientCollector(Collector):
             "Requests received and not yet answered",
             value=executor.in_flight,
         )
+        yield CounterMetricFamily(
+            "plugboard_requests_overloaded",
+            "Requests answered 503 OVERLOADED at once: MAX_WAITING_REQUESTS requests were "
+            "waiting for a concurrency slot already",
+            value=executor.overloaded,
+        )
         threads = executor.threads
         yield GaugeMetricFamily(
             "plugboard_worker_threads",
@@ -179,9 +185,16 @@ class ClientCollector(Collector):
             "Kept responses dropped past the hub's request lifetime",
             value=outbox.expired,
         )
+        yield GaugeMetricFamily(
+            "plugboard_responses_held_bytes",
+            "Bytes of encoded responses the outbox holds: kept, and written but not yet "
+            "confirmed (at most OUTBOX_MAX_BYTES)",
+            value=outbox.held_bytes,
+        )
         yield CounterMetricFamily(
             "plugboard_responses_dropped",
-            "Kept responses dropped because the outbox was full (OUTBOX_LIMIT)",
+            "Responses dropped, oldest first, to stay within OUTBOX_MAX_BYTES or OUTBOX_LIMIT "
+            "(one written but not yet confirmed may still have reached the hub)",
             value=outbox.dropped,
         )
         build = GaugeMetricFamily(

@@ -85,6 +85,35 @@ _values = st.recursive(
 )
 
 
+class SalvageTest(unittest.TestCase):
+    def test_integers_too_long_to_read_become_none_and_are_named(self) -> None:
+        text = '{"a": -' + "1" * 4301 + ', "b": [' + "2" * 6000 + '], "c": 3, "d": 1e999}'
+        with self.assertRaises(json_codec.JSONDecodeFailure):
+            json_codec.loads(text)
+        salvaged = json_codec.salvage(text)
+        assert salvaged is not None
+        self.assertEqual(salvaged.value, {"a": None, "b": [None], "c": 3, "d": float("inf")})
+        self.assertEqual(
+            salvaged.problem,
+            "it holds 2 integers of up to 6,000 digits; at most 4,300 digits are read",
+        )
+
+    def test_nothing_to_salvage(self) -> None:
+        for text in ('{"a": 1}', "not json", "[" * 100_000, '{"a": 1' + "1" * 5000):
+            with self.subTest(text=text[:20]):
+                self.assertIsNone(json_codec.salvage(text))
+
+    def test_written_forms_are_what_the_encoders_write_inside_a_value(self) -> None:
+        for text in ("ref-1", 'q"\\x', "café", "\x7f", "\ud800"):
+            with self.subTest(text=text):
+                forms = json_codec.written_forms(text)
+                for frame in (
+                    json_codec.dumps_bytes({"ref": text}),
+                    json_codec.dumps_bytes({"ref": text, "big": 2**70}),  # the fallback
+                ):
+                    self.assertTrue(any(form in frame for form in forms), (forms, frame))
+
+
 class DecodesAsTheStandardLibraryTest(unittest.TestCase):
     """`loads` is fast, but accepts exactly what `json.loads` accepts, with the same values."""
 

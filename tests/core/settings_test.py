@@ -118,12 +118,14 @@ def assert_sound(test: unittest.TestCase, loaded: Settings) -> None:
         parse_uri(loaded.websocket_url)  # the WebSocket client's own rules
     numbers: list[Any] = [
         loaded.max_concurrency,
+        loaded.max_waiting_requests,
         loaded.action_timeout_seconds,
         loaded.heartbeat_interval_seconds,
         loaded.join_timeout_seconds,
         loaded.shutdown_grace_seconds,
         loaded.max_message_bytes,
         loaded.outbox_limit,
+        loaded.outbox_max_bytes,
         loaded.response_max_age_seconds,
         loaded.database.pool_size,
         loaded.database.max_overflow,
@@ -184,6 +186,8 @@ class BadValueTest(unittest.TestCase):
             "ENVIRONMENT": ("staging", "one of development, test, production; got 'staging'"),
             "MAX_CONCURRENCY": ("abc", "a whole number, at least 1; got 'abc'"),
             "OUTBOX_LIMIT": ("2.5", "a whole number, at least 1; got '2.5'"),
+            "OUTBOX_MAX_BYTES": ("1000", "a whole number, at least 1024; got '1000'"),
+            "MAX_WAITING_REQUESTS": ("-1", "a whole number, at least 0; got '-1'"),
             "MAX_MESSAGE_BYTES": ("1000", "a whole number, at least 1024; got '1000'"),
             "HEALTH_PORT": ("65536", "a whole number, from 0 to 65535; got '65536'"),
             "POSTGRES_PORT": ("0", "a whole number, from 1 to 65535; got '0'"),

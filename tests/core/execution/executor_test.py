@@ -8,12 +8,14 @@ import threading
 import unittest
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from core import json_codec
 from core.execution.context import Context
 from core.execution.executor import RequestExecutor
 from core.execution.limits import Slots
-from core.execution.responses import ErrorAnswers
+from core.execution.responses import MAX_LISTED_ERRORS, ErrorAnswers
+from core.json_codec import Salvaged
 from core.model.errors import ActionError
 from core.model.response import ActionResponse
 from core.model.runner import ActionRunner
@@ -156,6 +158,27 @@ class Shout(ActionRunner):
         return ActionResponse(status_code=200, fields=self.text)
 
 
+class Tally(ActionRunner):
+    """Fields that can fail validation in many places, with keys a caller chooses."""
+
+    counts: dict[str, int] = Field(default_factory=dict, description="Counts by name")
+    note: str = Field(default="", description="A note that must be short")
+
+    @field_validator("note")
+    @classmethod
+    def short(cls, note: str) -> str:
+        if len(note) > 10:
+            raise ValueError(f"the note {note!r} is too long")  # echoes the input: cut
+        return note
+
+    @classmethod
+    def description(cls) -> str:
+        return "Counts"
+
+    async def run(self, ctx: Context) -> int:
+        return sum(self.counts.values())
+
+
 ACTIONS: dict[str, type[ActionRunner]] = {
     cls.__name__: cls
     for cls in (
@@ -170,6 +193,7 @@ ACTIONS: dict[str, type[ActionRunner]] = {
         Created,
         Refuses,
         SeedFields,
+        Tally,
     )
 }
 
@@ -213,6 +237,51 @@ class ExecutorTest(unittest.IsolatedAsyncioTestCase):
             [("a", "missing"), ("b", "int_parsing")],
         )
         self.assertIsNone(answer["fields"])
+
+    async def test_an_answer_lists_a_bounded_number_of_errors_and_counts_the_others(
+        self,
+    ) -> None:
+        request = {"action": "Typed", "fields": {"numbers": ["x"] * 10_000}}
+        answer = await self.call(request)
+        error = answer["message"]
+        self.assertEqual(len(error["errors"]), MAX_LISTED_ERRORS)
+        self.assertEqual(error["more_errors"], 10_000 - MAX_LISTED_ERRORS)
+        self.assertTrue(error["error"].endswith(f"; and {10_000 - MAX_LISTED_ERRORS} more"))
+        self.assertEqual(error["errors"][0]["field"], "numbers.0")
+        self.assertLess(len(json_codec.dumps_bytes(answer)), 64 * 1024)
+        self.assertLess(len(json_codec.dumps_bytes(answer)), len(json_codec.dumps_bytes(request)))
+        # Under the bound, nothing more is said.
+        answer = await self.call({"action": "Typed", "fields": {"numbers": ["x"]}}, ref="r2")
+        self.assertNotIn("more_errors", answer["message"])
+
+    async def test_each_listed_error_is_cut_to_length(self) -> None:
+        key = "k" * 100_000
+        answer = await self.call({"action": "Tally", "fields": {"counts": {key: "x"}}})
+        [problem] = answer["message"]["errors"]
+        self.assertTrue(problem["field"].startswith("counts.kkk"))
+        self.assertLess(len(problem["field"]), 300)
+        answer = await self.call({"action": "Tally", "fields": {"note": "n" * 100_000}}, "r2")
+        [problem] = answer["message"]["errors"]
+        self.assertLess(len(problem["message"]), 400)
+        self.assertLess(len(json_codec.dumps_bytes(answer)), 2000)
+
+    async def test_a_request_decoded_only_in_part_is_answered_invalid(self) -> None:
+        self.executor.submit(
+            Salvaged(
+                {"action": "Add", "fields": {"a": None}, "response_ref": "big"},
+                "it holds an integer of up to 5,000 digits; at most 4,300 digits are read",
+            )
+        )
+        answer = self.answers["big"]
+        self.assertEqual(answer["status_code"], 400)
+        self.assertEqual(answer["message"]["code"], "INVALID_REQUEST")
+        self.assertIn("could not be decoded: it holds an integer", answer["message"]["error"])
+        self.assertEqual(self.executor.stats["Add"].by_status, {400: 1})
+        with LogCapture().installed() as logs:
+            self.executor.submit(Salvaged({"action": "Add", "response_ref": None}, "why"))
+            self.executor.submit(Salvaged([1, 2], "why"))
+        self.assertEqual(set(self.answers), {"big"})
+        self.assertEqual(len(logs.matching("could not be decoded")), 2)
 
     async def test_an_action_s_own_model_validate_is_used(self) -> None:
         answer = await self.call({"action": "Shout", "fields": {"text": "hi"}})
@@ -530,6 +599,18 @@ class NarrowAndSlow(ActionRunner):
         return ActionResponse(status_code=200)
 
 
+class Gated(ActionRunner):
+    """No cap of its own: waits at the gate holding a service-wide slot."""
+
+    @classmethod
+    def description(cls) -> str:
+        return "Waits for the gate"
+
+    async def run(self, ctx: Any) -> ActionResponse:
+        await GATE.pass_through()
+        return ActionResponse(status_code=200)
+
+
 class Free(ActionRunner):
     @classmethod
     def description(cls) -> str:
@@ -590,6 +671,61 @@ class ActionLimitTest(unittest.IsolatedAsyncioTestCase):
         self.submit("NarrowAndSlow", "next")
         self.assertTrue(await self.executor.drain(5))
         self.assertEqual(self.answers["next"]["status_code"], 200)
+
+    async def test_past_max_waiting_a_request_is_answered_overloaded_at_once(self) -> None:
+        self.executor.max_waiting = 2
+        for index in range(6):
+            self.submit("Bulkhead", f"b{index}")
+        await wait_until(lambda: len(self.answers) == 2)
+        self.assertEqual((GATE.running, self.executor.waiting), (2, 2))
+        for ref in ("b4", "b5"):
+            answer = self.answers[ref]
+            self.assertEqual(answer["status_code"], 503)
+            self.assertEqual(answer["message"]["code"], "OVERLOADED")
+            self.assertTrue(answer["message"]["retryable"])
+        self.assertEqual(self.executor.overloaded, 2)
+        GATE.open.set()
+        self.assertTrue(await self.executor.drain(5))
+        self.assertEqual([self.answers[f"b{i}"]["status_code"] for i in range(4)], [200] * 4)
+        self.assertEqual(self.executor.waiting, 0)
+
+    async def test_waits_for_either_limit_count_against_max_waiting(self) -> None:
+        executor = RequestExecutor(
+            {"Bulkhead": Bulkhead, "Free": Free, "Gated": Gated},
+            lambda ref, payload, age: self.answers.__setitem__(ref, payload),  # type: ignore[func-returns-value]
+            lambda: (None, None),
+            max_concurrency=2,
+            max_waiting=3,
+        )
+        self.addCleanup(executor.close)
+        for index in range(2):  # the service's two slots
+            executor.submit({"action": "Gated", "fields": {}, "response_ref": f"g{index}"})
+        await wait_until(lambda: GATE.running == 2)
+        for index in range(2):  # waiting for a service-wide slot
+            executor.submit({"action": "Free", "fields": {}, "response_ref": f"f{index}"})
+        await wait_until(lambda: executor.waiting == 2)
+        with LogCapture().installed() as logs:
+            for index in range(3):  # one waits for a service-wide slot; then none may wait
+                executor.submit({"action": "Gated", "fields": {}, "response_ref": f"x{index}"})
+            await wait_until(lambda: len(self.answers) == 2)
+        self.assertEqual(executor.waiting, 3)
+        self.assertEqual(
+            {ref: answer["message"]["code"] for ref, answer in self.answers.items()},
+            {"x1": "OVERLOADED", "x2": "OVERLOADED"},
+        )
+        self.assertEqual(len(logs.matching("MAX_WAITING_REQUESTS")), 2)
+        GATE.open.set()
+        self.assertTrue(await executor.drain(5))
+        self.assertEqual(executor.waiting, 0)
+
+    async def test_no_waiting_at_all(self) -> None:
+        self.executor.max_waiting = 0
+        for index in range(3):
+            self.submit("Bulkhead", f"b{index}")
+        await wait_until(lambda: "b2" in self.answers)
+        self.assertEqual(self.answers["b2"]["message"]["code"], "OVERLOADED")
+        GATE.open.set()
+        self.assertTrue(await self.executor.drain(5))
 
     async def test_a_limit_out_of_range_is_refused_when_the_executor_is_made(self) -> None:
         class Zero(Free):

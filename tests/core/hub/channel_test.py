@@ -5,7 +5,7 @@ from __future__ import annotations
 import unittest
 from typing import Any
 
-from core.hub.backoff import REJOIN_DELAYS, Backoff
+from core.hub.backoff import HEALTHY_AFTER_SECONDS, REJOIN_DELAYS, Backoff
 from core.hub.channel import State
 from core.hub.phoenix import Message, V2Serializer
 from core.hub.socket import PhoenixSocket
@@ -109,7 +109,7 @@ class JoinTest(ChannelTestCase):
         self.assertEqual(delays, [1.0, 2.0, 5.0, 10.0, 10.0])
         self.assertEqual(self.listener.calls[0], ("refused", ("join crashed", 1.0)))
 
-    def test_a_success_starts_the_rejoin_schedule_over(self) -> None:
+    def test_a_join_that_lasts_starts_the_rejoin_schedule_over(self) -> None:
         self.channel.join()
         self.connect()
         for _ in range(3):
@@ -117,8 +117,22 @@ class JoinTest(ChannelTestCase):
             self.clock.advance(10)
         self.reply(self.joins_sent()[-1].ref)
         self.assertTrue(self.channel.joined)
+        self.clock.advance(HEALTHY_AFTER_SECONDS)
         self.hub_says("phx_error", ref=self.channel.join_ref, join_ref=self.channel.join_ref)
         self.assertEqual(self.listener.calls[-1], ("lost", ("the hub sent phx_error", 1.0)))
+
+    def test_joins_the_hub_ends_at_once_are_retried_on_the_growing_schedule(self) -> None:
+        self.channel.join()
+        self.connect()
+        delays = []
+        for _ in range(5):
+            self.reply(self.joins_sent()[-1].ref)
+            self.assertTrue(self.channel.joined)
+            self.clock.advance(HEALTHY_AFTER_SECONDS - 0.01)
+            self.hub_says("phx_error", ref=self.channel.join_ref, join_ref=self.channel.join_ref)
+            delays.append(self.listener.calls[-1][1][1])
+            self.clock.advance(delays[-1])
+        self.assertEqual(delays, [1.0, 2.0, 5.0, 10.0, 10.0])
 
     def test_join_timeout_leaves_that_join_and_rejoins(self) -> None:
         self.channel.join()

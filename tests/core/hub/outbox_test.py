@@ -6,6 +6,7 @@ Driven by a fake clock and a recording wire; the end-to-end tests with real hubs
 from __future__ import annotations
 
 import logging
+import sys
 import unittest
 from typing import Any
 
@@ -338,6 +339,131 @@ class DropTest(OutboxTestCase):
         self.assertEqual(self.outbox.kept, 100)
         self.assertEqual(self.outbox.dropped, 5)
         self.assertIn("outbox full", logs.output[0])
+
+
+class ByteBudgetTest(OutboxTestCase):
+    """At most `max_bytes` of encoded responses are held, oldest dropped first."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.outbox.limit = 10_000
+        self.outbox.max_bytes = 10_000
+
+    def big(self) -> dict[str, Any]:
+        return ok("x" * 1000)
+
+    def size(self, ref: str, join_ref: str | None) -> int:
+        """The bytes of a `big()` response's frame."""
+        return len(self.serializer.encode_parts("service", "response", self.big(), ref, join_ref))
+
+    def assert_within_budget(self) -> None:
+        self.assertLessEqual(self.outbox.held_bytes, self.outbox.max_bytes)
+
+    def test_kept_responses_are_bounded_by_bytes_oldest_dropped_first(self) -> None:
+        self.socket.connection_lost()
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            for index in range(30):
+                self.outbox.send(f"{index:02}", self.big())
+                self.assert_within_budget()
+        kept = self.outbox.max_bytes // self.size("00", None)
+        self.assertEqual(self.outbox.kept, kept)
+        self.assertEqual(self.outbox.dropped, 30 - kept)
+        self.connect_and_join()
+        self.assertEqual(
+            [m.ref for m in self.responses()], [f"{n:02}" for n in range(30 - kept, 30)]
+        )
+
+    def test_written_unconfirmed_responses_go_first_then_kept_ones(self) -> None:
+        join_ref = self.channel.join_ref
+        for index in range(6):  # written; the hub never answers the heartbeat
+            self.outbox.send(f"w{index}", self.big())
+            self.clock.run_ready()
+        self.assertEqual(self.outbox.unconfirmed, 6)
+        self.wire.writable = False  # the hub stops reading: the next ones are kept
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            for index in range(10):
+                self.outbox.send(f"k{index}", self.big())
+                self.clock.run_ready()
+                self.assert_within_budget()
+        self.assertEqual(self.outbox.unconfirmed, 0, "the written ones went first")
+        kept = self.outbox.max_bytes // self.size("k0", join_ref)
+        self.assertEqual(self.outbox.kept, kept)
+        self.assertEqual(self.outbox.dropped, 6 + 10 - kept)
+        self.socket.connection_lost()
+        self.assert_within_budget()
+        self.connect_and_join()
+        self.assertEqual([m.ref for m in self.responses()], [f"k{n}" for n in range(10 - kept, 10)])
+
+    def test_the_held_bytes_fall_as_answers_are_confirmed(self) -> None:
+        join_ref = self.channel.join_ref
+        for index in range(5):
+            self.outbox.send(str(index), self.big())
+        self.clock.run_ready()
+        # Five frames, and the four newlines between them in the journal.
+        self.assertEqual(self.outbox.held_bytes, 5 * self.size("0", join_ref) + 4)
+        self.clock.advance(0.05)
+        self.answer_heartbeat()
+        self.assertEqual(self.outbox.held_bytes, 0)
+        self.assertTrue(self.outbox.settled)
+
+    def test_a_burst_of_drops_is_logged_once_and_its_end_once(self) -> None:
+        self.socket.connection_lost()
+        with self.assertLogs("core.hub.outbox", logging.INFO) as logs:
+            for index in range(500):
+                self.outbox.send(str(index), self.big())
+            self.connect_and_join()
+            self.clock.advance(0.05)
+            self.answer_heartbeat()
+        self.assertEqual(self.outbox.held_bytes, 0)
+        lines = [line for line in logs.output if "drop" in line]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("outbox full", lines[0])
+        self.assertIn(f"{self.outbox.dropped} response(s) were dropped", lines[1])
+        self.assertGreater(self.outbox.dropped, 480)
+        keeping = [line for line in logs.output if "keeping" in line]
+        self.assertEqual(len(keeping), 1, "one line while not joined, not one per response")
+
+    def test_frames_are_held_at_their_own_length(self) -> None:
+        # The encoder hands back a buffer larger than the frame; what is held is not.
+        join_ref = self.channel.join_ref
+        for ref in ("a", "b"):
+            self.outbox.send(ref, ok(1))
+        self.clock.run_ready()
+        [(_, _, written, count)] = self.outbox._journal
+        frame = self.serializer.encode_parts("service", "response", ok(1), "a", join_ref)
+        self.assertEqual((count, len(written)), (2, 2 * len(frame) + 1))
+        self.assertLess(sys.getsizeof(written), 2 * len(frame) + 64)
+        self.outbox.send("alone", ok(1))
+        self.clock.run_ready()
+        (_, _, alone, _) = self.outbox._journal[-1]
+        self.assertLess(sys.getsizeof(alone), len(alone) + 64)
+        self.socket.connection_lost()
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            self.outbox.send("c", ok(1))
+        held = [frame for frame, _ in self.outbox._kept]
+        self.assertEqual(len(held), 4)
+        self.assertEqual(self.outbox.held_bytes, sum(map(len, held)))
+        self.assertTrue(all(sys.getsizeof(frame) < len(frame) + 64 for frame in held))
+
+
+class RefusedThenDroppedTest(OutboxTestCase):
+    def test_refused_responses_are_kept_once_whatever_follows(self) -> None:
+        self.outbox.send("alone", ok("alone"))
+        self.clock.run_ready()
+        for ref in ("a", "b", "c"):
+            self.outbox.send(ref, ok(ref))
+        self.clock.run_ready()
+        held = self.outbox.held_bytes
+        self.assertTrue(self.outbox.refused("alone"))
+        self.assertTrue(self.outbox.refused("b"))
+        self.assertEqual((self.outbox.kept, self.outbox.unconfirmed), (2, 2))
+        self.assertEqual(self.outbox.held_bytes, held - 1, "one separator fewer")
+        with self.assertLogs("core.hub.outbox", logging.INFO):
+            self.socket.connection_lost()
+        self.assertEqual(self.outbox.kept, 4)
+        self.assertEqual(self.outbox.held_bytes, sum(len(frame) for frame, _ in self.outbox._kept))
+        self.connect_and_join()
+        self.assertEqual([m.ref for m in self.responses()], ["a", "c", "b", "alone"])
 
 
 class BackpressureTest(OutboxTestCase):

@@ -14,6 +14,7 @@ from core.hub.phoenix import (
     V2Serializer,
     serializer_for,
 )
+from core.json_codec import Salvaged
 
 
 class V1SerializerTest(unittest.TestCase):
@@ -73,6 +74,54 @@ class V2SerializerTest(unittest.TestCase):
         for frame in ('{"topic":"t","event":"e"}', "[1,2,3,4]", '[null,null,"t","e",{},1]'):
             with self.subTest(frame=frame), self.assertRaises(FrameError):
                 self.serializer.decode(frame)
+
+
+BIG = "9" * 5000  # more digits than Python converts to an int
+
+
+class SalvageTest(unittest.TestCase):
+    """A frame refused only for its too-long integers is read as far as its envelope."""
+
+    def test_both_serializers_keep_the_envelope_and_wrap_the_payload(self) -> None:
+        payload = f'{{"action":"Echo","fields":{{"n":{BIG}}},"response_ref":"r1"}}'
+        frames = {
+            V1Serializer(): f'{{"topic":"service","event":"request","payload":{payload},'
+            f'"ref":null,"join_ref":"3"}}',
+            V2Serializer(): f'["3",null,"service","request",{payload}]',
+        }
+        for serializer, frame in frames.items():
+            with self.subTest(version=serializer.version):
+                with self.assertRaises(FrameError):
+                    serializer.decode(frame)
+                message = serializer.salvage(frame)
+                assert message is not None
+                self.assertEqual(
+                    (message.topic, message.event, message.ref, message.join_ref),
+                    ("service", "request", None, "3"),
+                )
+                salvaged = message.payload
+                self.assertIsInstance(salvaged, Salvaged)
+                self.assertEqual(
+                    salvaged.value, {"action": "Echo", "fields": {"n": None}, "response_ref": "r1"}
+                )
+                self.assertIn("an integer of up to 5,000 digits", salvaged.problem)
+
+    def test_what_cannot_be_salvaged_is_none(self) -> None:
+        cases = {
+            V1Serializer(): (
+                "not json",
+                "[" * 100_000 + "]" * 100_000,
+                f"[{BIG}]",
+                f'{{"topic":{BIG},"event":"e"}}',
+                '{"topic":"t","event":"e","payload":{}}',  # decodes: nothing to salvage
+                f'{{"topic":"t","event":"e","payload":{BIG}'.encode(),
+            ),
+            V2Serializer(): (f'{{"a":{BIG}}}', f"[null,null,{BIG},{BIG}]"),
+        }
+        for serializer, frames in cases.items():
+            for frame in frames:
+                with self.subTest(version=serializer.version, frame=frame[:30]):
+                    self.assertIsNone(serializer.salvage(frame))
 
 
 class HelpersTest(unittest.TestCase):

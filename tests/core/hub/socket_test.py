@@ -7,6 +7,8 @@ import unittest
 
 from core.hub.phoenix import Message, V1Serializer
 from core.hub.socket import PhoenixSocket
+from core.json_codec import Salvaged
+from tests.core.hub.channel_test import Listener
 from tests.fakes import FakeClock, FakeWire
 
 
@@ -87,6 +89,27 @@ class RoutingTest(SocketTestCase):
             self.socket.frame_received(self.serializer.encode(Message("elsewhere", "x", {})))
         self.assertEqual(len(logs.records), 5)
         self.assertIn("not a joined topic", logs.output[-1])
+
+    def test_an_event_decoded_only_in_part_reaches_its_channel_marked(self) -> None:
+        received: list[Message] = []
+        listener = Listener()
+        channel = self.socket.channel("service", listener)
+        channel.handle = received.append  # type: ignore[method-assign]  # record, not route
+        big = "9" * 5000
+        with self.assertLogs("core.hub.socket", logging.WARNING) as logs:
+            self.socket.frame_received(
+                f'{{"topic":"service","event":"request","payload":{{"n":{big}}},"ref":null}}'
+            )
+            # A reply is no reply without its payload; another topic is nobody's.
+            self.socket.frame_received(
+                f'{{"topic":"service","event":"phx_reply","payload":{{"n":{big}}},"ref":"1"}}'
+            )
+            self.socket.frame_received(f'{{"topic":"other","event":"x","payload":{big}}}')
+        [message] = received
+        self.assertEqual(message.event, "request")
+        self.assertEqual(message.payload, Salvaged({"n": None}, message.payload.problem))
+        self.assertIn("could not be decoded in full", logs.output[0])
+        self.assertEqual(len(logs.output), 3)
 
 
 if __name__ == "__main__":
