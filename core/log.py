@@ -146,6 +146,10 @@ def context_suffix(record: logging.LogRecord) -> str:
     return f" [{' '.join(parts)}]" if parts else ""
 
 
+# What every LogRecord has; anything else on a record came from a logging call's `extra`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+
+
 class SecretFilter(logging.Filter):
     """Replaces known secrets (the hub token) in every record that passes through."""
 
@@ -184,6 +188,14 @@ class SecretFilter(logging.Filter):
                 exc_text = exc_text.replace(secret, "***")
             record.exc_text = exc_text
         record.msg, record.args = message, None
+        if self._secrets:
+            # The values a logging call passed in `extra` (an action name a caller chose, say)
+            # are written out by the formatters too.
+            for key, value in vars(record).items():
+                if key not in _RECORD_ATTRIBUTES and isinstance(value, str):
+                    for secret in self._secrets:
+                        value = value.replace(secret, "***")
+                    setattr(record, key, value)
         return True
 
 

@@ -56,6 +56,18 @@ class RedactionTest(unittest.TestCase):
         self.assertEqual(record.getMessage(), "got ***")
         self.assertNotIn("topsecretvalue", record.exc_text or "")
 
+    def test_secret_filter_hides_secrets_in_extra_values(self) -> None:
+        # A caller chooses the action name a request line carries in `extra`.
+        secrets = SecretFilter()
+        secrets.add("topsecretvalue")
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "request", (), None)
+        record.action = "steal-topsecretvalue"
+        record.count = 3
+        secrets.filter(record)
+        self.assertEqual((record.action, record.count), ("steal-***", 3))
+        self.assertEqual(record.name, "x")
+        self.assertNotIn("topsecretvalue", JSONFormatter().format(record))
+
     def test_truncate(self) -> None:
         self.assertEqual(truncate("abc", 5), "abc")
         self.assertEqual(truncate("abcdefgh", 3), "abc... (5 more characters)")
