@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
 from core.redaction import redact_url, truncate
@@ -36,44 +36,6 @@ MAX_PORT: Final = 65535
 # libpq reads connect_timeout into a C int; beyond it PostgreSQL refuses the connection.
 MAX_CONNECT_TIMEOUT: Final = 2**31 - 1
 
-# Every environment variable the service reads, in the order of the README's tables (a test
-# checks the code reads exactly these, and the README documents exactly these). Tools that
-# start a replica with settings of their own leave all of these out of what they inherit.
-VARIABLES: Final = (
-    "WEBSOCKET_URL",
-    "TOKEN",
-    "ALLOW_INSECURE_WEBSOCKET",
-    "PHOENIX_VSN",
-    "MAX_CONCURRENCY",
-    "MAX_WAITING_REQUESTS",
-    "ACTION_TIMEOUT_SECONDS",
-    "HEARTBEAT_INTERVAL_SECONDS",
-    "JOIN_TIMEOUT_SECONDS",
-    "SHUTDOWN_GRACE_SECONDS",
-    "MAX_MESSAGE_BYTES",
-    "OUTBOX_LIMIT",
-    "OUTBOX_MAX_BYTES",
-    "RESPONSE_MAX_AGE_SECONDS",
-    "RESPONSE_MIN_DELAY_SECONDS",
-    "ERROR_FORMAT",
-    "ACTIONS_PATH",
-    "HEALTH_PORT",
-    "HEALTH_HOST",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "ENVIRONMENT",
-    "DATABASE_URL",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "POSTGRES_USER",
-    "POSTGRES_PASSWORD",
-    "POSTGRES_DB_DEVELOPMENT",
-    "POSTGRES_DB_TEST",
-    "POSTGRES_DB_PRODUCTION",
-    "DB_POOL_SIZE",
-    "DB_MAX_OVERFLOW",
-    "DB_CONNECT_TIMEOUT",
-)
 SECRET_VARIABLES: Final = frozenset({"TOKEN", "POSTGRES_PASSWORD"})
 WEBSOCKET_URL_FORM: Final = (
     "a ws:// or wss:// URL with a host, like wss://hub.example.com/websocket"
@@ -320,9 +282,390 @@ def sends_token_in_clear(url: str) -> bool:
     return parts.scheme.casefold() == "ws" and not is_loopback_host(parts.hostname or "")
 
 
+# A variable's kind: how its text is read and checked (`Variable.read`).
+Kind = Literal[
+    "text",
+    "password",
+    "path",
+    "flag",
+    "choice",
+    "seconds",
+    "integer",
+    "optional_integer",
+    "host",
+    "websocket_url",
+    "database_url",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable: how it is read, its default and bounds, and what it means.
+
+    The table of them (`SETTINGS`, `DATABASE_SETTINGS`) is the one place a setting is
+    declared: `Settings` and `DatabaseConfig` take their defaults from it, `from_env` reads
+    through it, and the configuration reference (docs/configuration.md) is written from it.
+    """
+
+    name: str
+    kind: Kind
+    meaning: str
+    default: Any = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    # What the reference says it accepts and defaults to, where the kind's own words do not
+    # say it all.
+    accepts: str = ""
+    shown_default: str = ""
+    # The attribute it fills (its name in lower case unless given).
+    attribute: str = ""
+
+    @property
+    def field(self) -> str:
+        """The `Settings` or `DatabaseConfig` attribute this variable fills."""
+        return self.attribute or self.name.lower()
+
+    def read(self, read: _Reader) -> Any:
+        """The variable's value from `read`'s environment (its default when unset)."""
+        name, kind = self.name, self.kind
+        if kind == "seconds":
+            return read.number(name, self.default, self._minimum(), self.maximum)
+        if kind == "integer":
+            return read.integer(name, self.default, int(self._minimum()), self._int_maximum())
+        if kind == "optional_integer":
+            return read.optional_integer(name, int(self._minimum()), self._int_maximum())
+        if kind == "choice":
+            return read.choice(name, self.choices, self.default)
+        if kind == "flag":
+            return read.flag(name)
+        if kind == "host":
+            return read.host(name)
+        if kind == "websocket_url":
+            return read.websocket_url(name)
+        if kind == "database_url":
+            return read.database_url(name)
+        if kind == "password":
+            return read.text(name, strip=False)
+        text = read.text(name)
+        if kind == "path":
+            return Path(text) if text else self.default
+        return text
+
+    def accepted(self) -> str:
+        """What the variable accepts, in the words its error message uses."""
+        if self.accepts:
+            return self.accepts
+        if self.kind == "seconds":
+            return f"seconds, {_range_text(self._minimum(), self.maximum)}"
+        if self.kind in ("integer", "optional_integer"):
+            return f"a whole number, {_range_text(self._minimum(), self.maximum)}"
+        if self.kind == "choice":
+            return f"one of {', '.join(f'`{choice}`' for choice in self.choices)}, any case"
+        if self.kind == "flag":
+            return "`true` or `false` (also `yes`/`no`, `1`/`0`, `on`/`off`), any case"
+        return "any text"
+
+    def default_text(self) -> str:
+        """The default as the reference shows it."""
+        if self.shown_default:
+            return self.shown_default
+        if self.kind == "flag":
+            return "`false`"
+        if self.default in ("", None):
+            return "(unset)"
+        if isinstance(self.default, Path):
+            return f"`{self.default.relative_to(PROJECT_ROOT)}`"
+        return (
+            f"`{_number_text(self.default) if isinstance(self.default, float) else self.default}`"
+        )
+
+    def _minimum(self) -> float:
+        return self.minimum if self.minimum is not None else 0
+
+    def _int_maximum(self) -> int | None:
+        return int(self.maximum) if self.maximum is not None else None
+
+
+SETTINGS: Final = (
+    Variable(
+        "WEBSOCKET_URL",
+        "websocket_url",
+        "the hub's socket, e.g. `wss://hub.example.com/websocket`",
+        accepts="a `ws://` or `wss://` URL with a host, no `#fragment`, no spaces",
+        shown_default="(required without `--local`)",
+    ),
+    Variable(
+        "TOKEN",
+        "text",
+        "the service's API token; never logged",
+        shown_default="(required without `--local`)",
+    ),
+    Variable(
+        "ALLOW_INSECURE_WEBSOCKET",
+        "flag",
+        "with `ENVIRONMENT=production`, a `ws://` `WEBSOCKET_URL` to a host other than "
+        "`localhost` or a loopback address stops start-up (the token travels in the URL's "
+        "query string, readable by anyone on the path); `true` allows it, e.g. behind a "
+        "TLS-terminating sidecar",
+        default=False,
+    ),
+    Variable(
+        "PHOENIX_VSN",
+        "choice",
+        "Phoenix serializer: `1.0.0` (JSON objects) or `2.0.0` (arrays)",
+        default="1.0.0",
+        choices=PHOENIX_VERSIONS,
+        accepts="`1.0.0` or `2.0.0`",
+    ),
+    Variable(
+        "MAX_CONCURRENCY",
+        "integer",
+        "requests run at once by one replica; more wait their turn (the hub itself hands out "
+        "about 10 at a time per service, so this is rarely reached)",
+        default=100,
+        minimum=1,
+    ),
+    Variable(
+        "MAX_WAITING_REQUESTS",
+        "integer",
+        "requests that may wait for a concurrency slot (`MAX_CONCURRENCY` or an action's "
+        "`max_concurrency`) at once; past that a request is answered at once with 503 "
+        "`OVERLOADED` (retryable), counted in `plugboard_requests_overloaded_total`. A "
+        "waiting request holds its fields: lower it where requests are large",
+        default=1000,
+        minimum=0,
+    ),
+    Variable(
+        "ACTION_TIMEOUT_SECONDS",
+        "seconds",
+        "time limit per request, answered 504; inside the hub's 30 s wait so callers see 504 "
+        "rather than the hub's 408",
+        default=25.0,
+        minimum=0.001,
+    ),
+    Variable(
+        "HEARTBEAT_INTERVAL_SECONDS",
+        "seconds",
+        "Phoenix heartbeat; no reply by the next one means the connection is dead",
+        default=30.0,
+        minimum=0.01,
+    ),
+    Variable(
+        "JOIN_TIMEOUT_SECONDS",
+        "seconds",
+        "how long to wait for the join reply before rejoining",
+        default=10.0,
+        minimum=0.01,
+    ),
+    Variable(
+        "SHUTDOWN_GRACE_SECONDS",
+        "seconds",
+        "on SIGTERM or SIGINT, how long a stopping replica serves what still reaches it (and, "
+        "as the service's only joined replica, waits for another to join) before it answers "
+        "new requests 503 and cancels running ones; the orchestrator's stop timeout must "
+        "exceed it by a few seconds",
+        default=25.0,
+        minimum=0.0,
+    ),
+    Variable(
+        "MAX_MESSAGE_BYTES",
+        "integer",
+        "largest frame accepted from the hub; a larger one closes the connection with 1009",
+        default=1024 * 1024,
+        minimum=1024,
+    ),
+    Variable(
+        "OUTBOX_LIMIT",
+        "integer",
+        "responses kept while not joined or while the hub does not read (oldest dropped first)",
+        default=1000,
+        minimum=1,
+    ),
+    Variable(
+        "OUTBOX_MAX_BYTES",
+        "integer",
+        "bytes of encoded responses held in all: kept, and written but not yet confirmed by a "
+        "heartbeat reply. Past it the oldest are dropped first "
+        "(`plugboard_responses_dropped_total`), written ones before those never written",
+        default=32 * 1024 * 1024,
+        minimum=1024,
+        shown_default="`33554432` (32 MiB)",
+    ),
+    Variable(
+        "RESPONSE_MAX_AGE_SECONDS",
+        "seconds",
+        "kept responses older than this are dropped (the hub forgets a request after 30 s)",
+        default=30.0,
+        minimum=0.0,
+    ),
+    Variable(
+        "RESPONSE_MIN_DELAY_SECONDS",
+        "seconds",
+        "no response leaves sooner than this after its request arrived: the hub's front "
+        "registers the caller only after it hands the request out, and drops an answer that "
+        "beats it (0 turns the delay off)",
+        default=0.002,
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Variable(
+        "ERROR_FORMAT",
+        "choice",
+        "the framework's error answers: an error object as the message (`code`, `error`, "
+        "`retryable`, ...), or the sentence alone as the seed sent it (the object then "
+        "travels in `fields`)",
+        default="object",
+        choices=ERROR_FORMATS,
+    ),
+    Variable(
+        "ACTIONS_PATH",
+        "path",
+        "where actions are discovered",
+        default=PROJECT_ROOT / "actions",
+        accepts="a folder path",
+    ),
+    Variable(
+        "HEALTH_PORT",
+        "optional_integer",
+        "serves `/healthz`, `/readyz` and `/metrics`",
+        default=None,
+        minimum=0,
+        maximum=MAX_PORT,
+        accepts="a port, 0 to 65535 (0: any free port)",
+        shown_default="(unset: no health server)",
+    ),
+    Variable(
+        "HEALTH_HOST",
+        "host",
+        "the address the health server binds; one it cannot bind stops start-up with exit code 2",
+        accepts="an IP address or a host name, e.g. `127.0.0.1`, `::` (IPv6 only), `0.0.0.0` "
+        "(IPv4 only)",
+        shown_default="(unset: every interface, IPv4 and IPv6)",
+    ),
+    Variable(
+        "LOG_LEVEL",
+        "choice",
+        "the least severe level logged",
+        default="INFO",
+        choices=LOG_LEVELS,
+    ),
+    Variable(
+        "LOG_FORMAT",
+        "choice",
+        "`json`: one object per line",
+        default="text",
+        choices=LOG_FORMATS,
+    ),
+)
+# The database's variables (`DatabaseConfig`). `ENVIRONMENT` and the pool's are read even
+# for a database whose URL the caller gives (`DatabaseConfig.from_env(own_url=True)`).
+DATABASE_COMMON_SETTINGS: Final = (
+    Variable(
+        "ENVIRONMENT",
+        "choice",
+        "picks the database name below",
+        default=DEFAULT_ENVIRONMENT,
+        choices=ENVIRONMENTS,
+    ),
+    Variable(
+        "DB_POOL_SIZE",
+        "integer",
+        "pooled connections per replica (connections are pre-pinged)",
+        default=10,
+        minimum=1,
+        attribute="pool_size",
+    ),
+    Variable(
+        "DB_MAX_OVERFLOW",
+        "integer",
+        "extra connections under load; mind the server's `max_connections` times the replicas",
+        default=10,
+        minimum=0,
+        attribute="max_overflow",
+    ),
+    Variable(
+        "DB_CONNECT_TIMEOUT",
+        "integer",
+        "before an unreachable PostgreSQL fails start-up",
+        default=10,
+        minimum=1,
+        maximum=MAX_CONNECT_TIMEOUT,
+        accepts=f"whole seconds, 1 to {MAX_CONNECT_TIMEOUT}",
+        attribute="connect_timeout",
+    ),
+)
+DATABASE_URL_SETTINGS: Final = (
+    Variable(
+        "DATABASE_URL",
+        "database_url",
+        "overrides everything below",
+        accepts="an SQLAlchemy URL, `dialect[+driver]://…` (`postgres://` is accepted); an "
+        "`@` in the password may be written as it is or as `%40`, but with a password every "
+        "`@` after the host (database name, parameters) must be `%40`",
+        attribute="url",
+    ),
+    Variable(
+        "POSTGRES_HOST",
+        "text",
+        "PostgreSQL host; setting it selects PostgreSQL",
+        accepts="a host name or address",
+    ),
+    Variable(
+        "POSTGRES_PORT",
+        "optional_integer",
+        "PostgreSQL port",
+        default=None,
+        minimum=1,
+        maximum=MAX_PORT,
+        accepts="a port, 1 to 65535",
+        shown_default="`5432`",
+    ),
+    Variable("POSTGRES_USER", "text", "user", accepts="a user name"),
+    Variable(
+        "POSTGRES_PASSWORD",
+        "password",
+        "password (optional: trust auth, `PGPASSWORD` or `.pgpass` work too); never logged",
+        accepts="any text, taken as it is",
+    ),
+    Variable(
+        "POSTGRES_DB_DEVELOPMENT",
+        "text",
+        "the database when `ENVIRONMENT=development`",
+        accepts="a database name",
+    ),
+    Variable(
+        "POSTGRES_DB_TEST",
+        "text",
+        "the database when `ENVIRONMENT=test`",
+        accepts="a database name",
+    ),
+    Variable(
+        "POSTGRES_DB_PRODUCTION",
+        "text",
+        "the database when `ENVIRONMENT=production`",
+        accepts="a database name",
+    ),
+)
+DATABASE_SETTINGS: Final = (
+    DATABASE_COMMON_SETTINGS[0],
+    *DATABASE_URL_SETTINGS,
+    *DATABASE_COMMON_SETTINGS[1:],
+)
+# Every environment variable the service reads, in the reference's order. Tools that start
+# a replica with settings of their own leave all of these out of what they inherit.
+VARIABLES: Final = tuple(variable.name for variable in (*SETTINGS, *DATABASE_SETTINGS))
+_BY_NAME: Final = {variable.name: variable for variable in (*SETTINGS, *DATABASE_SETTINGS)}
+
+
+def default(name: str) -> Any:
+    """The default of the variable `name` (the table's)."""
+    return _BY_NAME[name].default
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
-    """The database variables, parsed (the README's database table says what each means).
+    """The database variables, parsed (`DATABASE_SETTINGS` says what each means).
 
     Which database they select (``DATABASE_URL``, else ``POSTGRES_*``, else an SQLite file
     outside production) is decided by `core.db.urls.DatabaseSettings`; the rules that need
@@ -330,18 +673,18 @@ class DatabaseConfig:
     all, PostgreSQL in production) are checked here.
     """
 
-    environment: str = DEFAULT_ENVIRONMENT
-    url: str = field(default="", repr=False)  # DATABASE_URL: may hold a password
-    postgres_host: str = ""
-    postgres_port: int | None = None  # None: unset (PostgreSQL's 5432)
-    postgres_user: str = ""
-    postgres_password: str = field(default="", repr=False)
-    postgres_db_development: str = ""
-    postgres_db_test: str = ""
-    postgres_db_production: str = ""
-    pool_size: int = 10
-    max_overflow: int = 10
-    connect_timeout: int = 10
+    environment: str = default("ENVIRONMENT")
+    url: str = field(default=default("DATABASE_URL"), repr=False)  # may hold a password
+    postgres_host: str = default("POSTGRES_HOST")
+    postgres_port: int | None = default("POSTGRES_PORT")  # None: unset (PostgreSQL's 5432)
+    postgres_user: str = default("POSTGRES_USER")
+    postgres_password: str = field(default=default("POSTGRES_PASSWORD"), repr=False)
+    postgres_db_development: str = default("POSTGRES_DB_DEVELOPMENT")
+    postgres_db_test: str = default("POSTGRES_DB_TEST")
+    postgres_db_production: str = default("POSTGRES_DB_PRODUCTION")
+    pool_size: int = default("DB_POOL_SIZE")
+    max_overflow: int = default("DB_MAX_OVERFLOW")
+    connect_timeout: int = default("DB_CONNECT_TIMEOUT")
 
     @property
     def postgres_database(self) -> str:
@@ -377,23 +720,12 @@ class DatabaseConfig:
         """
         read = _Reader(os.environ if env is None else env)
         common = cls(
-            environment=read.choice("ENVIRONMENT", ENVIRONMENTS, DEFAULT_ENVIRONMENT),
-            pool_size=read.integer("DB_POOL_SIZE", 10, 1),
-            max_overflow=read.integer("DB_MAX_OVERFLOW", 10, 0),
-            connect_timeout=read.integer("DB_CONNECT_TIMEOUT", 10, 1, MAX_CONNECT_TIMEOUT),
+            **{variable.field: variable.read(read) for variable in DATABASE_COMMON_SETTINGS}
         )
         if own_url:
             return common
         config = replace(
-            common,
-            url=read.database_url("DATABASE_URL"),
-            postgres_host=read.text("POSTGRES_HOST"),
-            postgres_port=read.optional_integer("POSTGRES_PORT", 1, MAX_PORT),
-            postgres_user=read.text("POSTGRES_USER"),
-            postgres_password=read.text("POSTGRES_PASSWORD", strip=False),
-            postgres_db_development=read.text("POSTGRES_DB_DEVELOPMENT"),
-            postgres_db_test=read.text("POSTGRES_DB_TEST"),
-            postgres_db_production=read.text("POSTGRES_DB_PRODUCTION"),
+            common, **{variable.field: variable.read(read) for variable in DATABASE_URL_SETTINGS}
         )
         if not config.url:  # DATABASE_URL wins: POSTGRES_* are not used
             _check_postgres_complete(config)
@@ -429,59 +761,38 @@ def _check_postgres_complete(config: DatabaseConfig) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the consumer reads from the environment (see the README's tables)."""
+    """Everything the consumer reads from the environment (`SETTINGS`, `DATABASE_SETTINGS`)."""
 
-    websocket_url: str = ""
-    token: str = field(default="", repr=False)
-    allow_insecure_websocket: bool = False
-    phoenix_vsn: str = "1.0.0"
-    actions_path: Path = PROJECT_ROOT / "actions"
-    events_path: Path = PROJECT_ROOT / "events"
-    max_concurrency: int = 100
-    max_waiting_requests: int = 1000
-    action_timeout_seconds: float = 25.0
-    heartbeat_interval_seconds: float = 30.0
-    join_timeout_seconds: float = 10.0
-    shutdown_grace_seconds: float = 25.0
-    max_message_bytes: int = 1024 * 1024
-    outbox_limit: int = 1000
-    outbox_max_bytes: int = 32 * 1024 * 1024
-    response_max_age_seconds: float = 30.0
-    response_min_delay_seconds: float = 0.002
-    error_format: str = "object"
-    health_port: int | None = None
-    health_host: str = ""  # "": every interface, IPv4 and IPv6
-    log_level: str = "INFO"
-    log_format: str = "text"
+    websocket_url: str = default("WEBSOCKET_URL")
+    token: str = field(default=default("TOKEN"), repr=False)
+    allow_insecure_websocket: bool = default("ALLOW_INSECURE_WEBSOCKET")
+    phoenix_vsn: str = default("PHOENIX_VSN")
+    actions_path: Path = field(default=default("ACTIONS_PATH"))
+    events_path: Path = PROJECT_ROOT / "events"  # not a setting: the framework's own folder
+    max_concurrency: int = default("MAX_CONCURRENCY")
+    max_waiting_requests: int = default("MAX_WAITING_REQUESTS")
+    action_timeout_seconds: float = default("ACTION_TIMEOUT_SECONDS")
+    heartbeat_interval_seconds: float = default("HEARTBEAT_INTERVAL_SECONDS")
+    join_timeout_seconds: float = default("JOIN_TIMEOUT_SECONDS")
+    shutdown_grace_seconds: float = default("SHUTDOWN_GRACE_SECONDS")
+    max_message_bytes: int = default("MAX_MESSAGE_BYTES")
+    outbox_limit: int = default("OUTBOX_LIMIT")
+    outbox_max_bytes: int = default("OUTBOX_MAX_BYTES")
+    response_max_age_seconds: float = default("RESPONSE_MAX_AGE_SECONDS")
+    response_min_delay_seconds: float = default("RESPONSE_MIN_DELAY_SECONDS")
+    error_format: str = default("ERROR_FORMAT")
+    health_port: int | None = default("HEALTH_PORT")
+    health_host: str = default("HEALTH_HOST")  # "": every interface, IPv4 and IPv6
+    log_level: str = default("LOG_LEVEL")
+    log_format: str = default("LOG_FORMAT")
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from `env` (default: `os.environ`), validating each value."""
         read = _Reader(os.environ if env is None else env)
-        actions_path = read.text("ACTIONS_PATH")
         settings = cls(
-            websocket_url=read.websocket_url("WEBSOCKET_URL"),
-            token=read.text("TOKEN"),
-            allow_insecure_websocket=read.flag("ALLOW_INSECURE_WEBSOCKET"),
-            phoenix_vsn=read.choice("PHOENIX_VSN", PHOENIX_VERSIONS, "1.0.0"),
-            actions_path=Path(actions_path) if actions_path else PROJECT_ROOT / "actions",
-            max_concurrency=read.integer("MAX_CONCURRENCY", 100, 1),
-            max_waiting_requests=read.integer("MAX_WAITING_REQUESTS", 1000, 0),
-            action_timeout_seconds=read.number("ACTION_TIMEOUT_SECONDS", 25.0, 0.001),
-            heartbeat_interval_seconds=read.number("HEARTBEAT_INTERVAL_SECONDS", 30.0, 0.01),
-            join_timeout_seconds=read.number("JOIN_TIMEOUT_SECONDS", 10.0, 0.01),
-            shutdown_grace_seconds=read.number("SHUTDOWN_GRACE_SECONDS", 25.0, 0.0),
-            max_message_bytes=read.integer("MAX_MESSAGE_BYTES", 1024 * 1024, 1024),
-            outbox_limit=read.integer("OUTBOX_LIMIT", 1000, 1),
-            outbox_max_bytes=read.integer("OUTBOX_MAX_BYTES", 32 * 1024 * 1024, 1024),
-            response_max_age_seconds=read.number("RESPONSE_MAX_AGE_SECONDS", 30.0, 0.0),
-            response_min_delay_seconds=read.number("RESPONSE_MIN_DELAY_SECONDS", 0.002, 0.0, 1.0),
-            error_format=read.choice("ERROR_FORMAT", ERROR_FORMATS, "object"),
-            health_port=read.optional_integer("HEALTH_PORT", 0, MAX_PORT),
-            health_host=read.host("HEALTH_HOST"),
-            log_level=read.choice("LOG_LEVEL", LOG_LEVELS, "INFO"),
-            log_format=read.choice("LOG_FORMAT", LOG_FORMATS, "text"),
+            **{variable.field: variable.read(read) for variable in SETTINGS},
             database=DatabaseConfig.from_env(env),
         )
         if (
