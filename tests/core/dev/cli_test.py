@@ -55,7 +55,7 @@ class Plot(ActionRunner):
 # Modules a command must not load unless it needs them: the database stack, the hub link,
 # the request executor and the local hub's web server.
 DATABASE = ("sqlalchemy", "alembic", "psycopg2", "core.db")
-HUB_LINK = ("websockets", "core.hub.client", "core.hub.connection")
+HUB_LINK = ("websockets", "core.hub.client", "core.hub.socket")
 EXECUTOR = ("core.execution.executor",)
 WEB_SERVER = ("aiohttp", "core.dev.local_hub")
 
@@ -111,11 +111,11 @@ class LazyLoadingTest(CommandTestCase):
         self.assertIn("core.dev.openapi", self.modules("openapi"))
         self.assertNotIn("core.dev.openapi", self.modules("schema"))
 
-    def test_actions_loads_the_hub_client_but_no_database(self) -> None:
+    def test_actions_sizes_the_url_without_a_client_or_database(self) -> None:
         self.assertEqual(self.results["actions"].returncode, 0)
         modules = self.modules("actions")
-        self.assertIn("core.hub.client", modules)
-        self.assertEqual(loaded(modules, DATABASE + WEB_SERVER), [])
+        self.assertIn("core.hub.connection", modules)
+        self.assertEqual(loaded(modules, DATABASE + HUB_LINK + EXECUTOR + WEB_SERVER), [])
 
     def test_remote_call_loads_no_database_hub_link_or_executor(self) -> None:
         self.assertEqual(self.results["remote"].returncode, 1)
