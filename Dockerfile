@@ -3,11 +3,10 @@
 #   docker build -t py-service .
 #   docker run --rm -e WEBSOCKET_URL=wss://hub.example.com/websocket -e TOKEN=... py-service
 #
-# Base image: the official Python 3.13 image, Debian "slim" variant. Why 3.13: measured side
-# by side with the same code (python -m bench.run, 64 requests in flight), a request costs
-# 0.81 of the bare websockets loop's CPU on 3.13, 0.98 on 3.11 (3.12+ start request tasks
-# eagerly; 3.13's interpreter is cheaper still). CI runs the whole suite on 3.11, 3.12 and
-# 3.13. Why slim and not alpine: every runtime dependency (psycopg2-binary, aiohttp,
+# Base image: the official Python 3.13 image, Debian "slim" variant. Why 3.13: the same code
+# costs less CPU per request there than on 3.11 (3.12+ start request tasks eagerly; 3.13's
+# interpreter is cheaper still): python -m bench.run measures it, and docs/performance.md
+# gives the figures. CI runs the whole suite on 3.11, 3.12 and 3.13. Why slim and not alpine: every runtime dependency (psycopg2-binary, aiohttp,
 # pydantic-core, SQLAlchemy, ...) publishes manylinux wheels, which need glibc. Alpine uses
 # musl, where pip would fall back to musllinux wheels at best and to building from source at
 # worst (a C compiler, libpq and Rust for pydantic-core in the image), for a few MB of
@@ -62,12 +61,11 @@ COPY core/ ./core/
 COPY events/ ./events/
 COPY schemas/ ./schemas/
 COPY actions/ ./actions/
-# The service's own modules compiled at build: without it every replica compiled them from
-# source at each start (0.43 s to joined instead of 0.39 s on the development machine, no
-# database; pip compiled site-packages already). checked-hash: a .pyc is used only while its
-# source's hash matches, so sources mounted over these (a volume of actions) are never
-# shadowed by stale bytecode, whatever the mtimes. entrypoint.py is a script, which Python
-# compiles from source at every start whatever is cached: it only imports core.main.
+# The service's own modules compiled at build: the code directory is read-only at run time,
+# so without it every replica would compile them from source at each start (pip compiled
+# site-packages already). checked-hash: a .pyc is used only while its source's hash matches,
+# so sources mounted over these (a volume of actions) are never shadowed by stale bytecode,
+# whatever the mtimes.
 RUN python -m compileall -q --invalidation-mode checked-hash alembic core events schemas actions
 
 USER 10001:10001

@@ -1,8 +1,8 @@
 """The service's command line: ``python entrypoint.py [--local [--reload] | actions | call |
 new | schema]``, as the README describes it; ``--help`` lists the options.
 
-The code is in `core.main`. This script stays this small because Python compiles a script
-from source at every start, while an imported module is loaded from its bytecode.
+The code is in `core.main`, a module like the rest of the service (imported, type-checked and
+tested); this script only runs it.
 """
 
 import sys

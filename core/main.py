@@ -8,15 +8,11 @@ process and runs the service as a child process, restarted whenever a file under
 actions folder changes (`core.dev.reload`).
 
 The hub client and the database stack are imported by `serve` when it runs, so that a
-developer command loads only what it uses (`core.dev.cli` does the same per command). With no
-arguments at all, as every replica starts (the image's ``CMD``), there is no command line to
-parse: neither argparse nor the developer commands are loaded (0.3 to 0.5 MiB less per
-replica, measured in `bench.run`).
+developer command loads only what it uses (`core.dev.cli` does the same per command), and a
+service whose actions use no database never loads SQLAlchemy.
 
-This lives in a module rather than in ``entrypoint.py`` itself because Python compiles a
-script from source at every start (only imported modules get cached bytecode, which the
-image compiles at build): a replica compiling this file, about 270 lines, kept 0.5 MiB more
-resident (`bench.run`'s idle cases) and took a few milliseconds longer to start.
+``entrypoint.py``, the script users run, only calls `main`: the command line is a module like
+the rest, imported, type-checked and tested as one.
 """
 
 from __future__ import annotations
@@ -42,7 +38,7 @@ if TYPE_CHECKING:
     from core.dev.local_hub.hub import LocalHub
     from core.model.runner import ActionRunner
 
-# Named after the command, as the log lines have always been: "INFO entrypoint: serving ...".
+# Named after the command users run: "INFO entrypoint: serving ...".
 logger = logging.getLogger("entrypoint")
 
 EXIT_USAGE = 2
@@ -227,8 +223,6 @@ async def serve(settings: Settings, local: bool, local_port: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run; returns the exit code."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    if not arguments:
-        return start(None, local=False, local_port=DEFAULT_LOCAL_PORT)
     args = build_parser().parse_args(arguments)
     if args.reload and (not args.local or args.command):
         return fail("--reload works with --local only (python entrypoint.py --local --reload)")
@@ -265,11 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def start(
-    args: argparse.Namespace | None, *, local: bool, local_port: int, reloading: bool = False
+    args: argparse.Namespace, *, local: bool, local_port: int, reloading: bool = False
 ) -> int:
-    """Read the settings, then run the developer command in `args` (None: no command line
-    at all), the reloading local hub, or the service."""
-    command = None if args is None else args.command
+    """Read the settings, then run the developer command in `args`, the reloading local hub,
+    or the service."""
+    command = args.command
     try:
         # The service and a local `call` use the database; the other commands never do.
         uses_database = command is None or (
@@ -279,7 +273,7 @@ def start(
     except SettingsError as error:
         return fail(str(error))
     configure_logging(settings.log_level, settings.log_format)
-    if args is not None and command:
+    if command:
         from core.dev import cli as devtools
 
         return devtools.run_subcommand(args, settings)

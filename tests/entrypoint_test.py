@@ -361,8 +361,8 @@ class EntrypointTest(unittest.TestCase):
 
 class ScriptTest(unittest.TestCase):
     def test_the_script_defines_nothing_and_hands_over_to_core_main(self) -> None:
-        """Python compiles a script from source at every start, while an imported module
-        comes from its bytecode: what entrypoint.py holds, every replica compiles."""
+        """The command line lives in core.main, with the rest of the code; the script users
+        run only calls it."""
         tree = ast.parse((ROOT / "entrypoint.py").read_text(encoding="utf-8"))
         definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
         self.assertEqual([node for node in ast.walk(tree) if isinstance(node, definitions)], [])
@@ -425,9 +425,7 @@ class DatabaseOnlyWhenUsedTest(unittest.IsolatedAsyncioTestCase):
         imported, log = await self.modules_of_a_replica(actions)
         self.assertFalse({"sqlalchemy", "alembic", "core.db.database"} & imported, log)
         self.assertIn("no database: no action imports core.database", log)
-        # Started without arguments, as the image starts it: no command line to parse.
-        self.assertFalse({"argparse", "core.dev.cli"} & imported, log)
-        # The command's code came in as a module, from bytecode where there is some.
+        # The command's code came in as a module.
         self.assertIn("core.main", imported)
         # Tracing not asked for (no OTEL_* variables), and /metrics never read: neither
         # OpenTelemetry nor prometheus_client is loaded, installed or not.

@@ -10,8 +10,8 @@
 
 Three GET routes on a private port, asked by kubelets and Prometheus, need no web framework:
 this is asyncio's stream server with a strict, small request parser (one request per
-connection, headers read within a few seconds and under 16 KiB, then ``Connection: close``).
-It keeps aiohttp, about 12 MiB and a tenth of a second at start-up, out of every replica.
+connection, headers read within `REQUEST_TIMEOUT` and under `REQUEST_LIMIT`, then
+``Connection: close``), which keeps a web framework out of every replica's memory and start.
 
 The port is bound on every interface, IPv4 and IPv6, unless ``HEALTH_HOST`` names one, and
 it holds at most `MAX_CONNECTIONS` connections: whoever can reach the port could otherwise
@@ -50,7 +50,7 @@ CHECK_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 5.0
 REQUEST_LIMIT = 16 * 1024
 # Connections held at once. Probes, a scraper and Docker's check need a handful; the bound
-# keeps the buffers to MAX_CONNECTIONS x REQUEST_LIMIT (1 MiB) whoever connects.
+# keeps the buffers to MAX_CONNECTIONS x REQUEST_LIMIT whoever connects.
 MAX_CONNECTIONS = 64
 JSON = "application/json"
 
