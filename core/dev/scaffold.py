@@ -68,7 +68,7 @@ class $class_name(ActionRunner):
         # logger, and ctx.state what the @lifespan functions opened.
         ctx.logger.debug("%d characters", len(self.text))
         if not self.text.strip():
-            # An error the caller can act on: {"code": "UNPROCESSABLE_ENTITY", "error": ...}.
+            # An error the caller can act on: {"code": "UNPROCESSABLE_CONTENT", "error": ...}.
             raise ActionError(422, "the text is only spaces")
         # What run() returns is what the caller receives, validated against the annotation.
         return ${class_name}Result(text=self.text)
@@ -106,7 +106,7 @@ class ${class_name}Test(unittest.IsolatedAsyncioTestCase):
     async def test_blank_text_is_refused(self) -> None:
         response = await self.client.call("$class_name", {"text": "   "})
         self.assertEqual(response.http_status, 400)
-        self.assertEqual(response.message["code"], "UNPROCESSABLE_ENTITY")
+        self.assertEqual(response.message["code"], "UNPROCESSABLE_CONTENT")
 
     def test_catalog_entry(self) -> None:
         entry = $class_name.catalog_entry()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 
 class ActionError(Exception):
@@ -36,8 +36,21 @@ class ActionError(Exception):
         self.details = details
 
 
+# RFC 9110 renamed these statuses; Python's `HTTPStatus` follows the new names only from 3.13.
+# A code is part of the answer a caller's program reads, so it must not depend on the
+# interpreter that runs the replica: the RFC 9110 name is used on every version.
+RFC_9110_NAMES: Final = {
+    413: "CONTENT_TOO_LARGE",
+    414: "URI_TOO_LONG",
+    416: "RANGE_NOT_SATISFIABLE",
+    422: "UNPROCESSABLE_CONTENT",
+}
+
+
 def status_name(status_code: int) -> str:
-    """The HTTP name of a status code in upper snake case (``NOT_FOUND``), or ``ERROR``."""
+    """The RFC 9110 name of a status code in upper snake case (``NOT_FOUND``), or ``ERROR``."""
+    if status_code in RFC_9110_NAMES:
+        return RFC_9110_NAMES[status_code]
     try:
         return HTTPStatus(status_code).name
     except ValueError:
