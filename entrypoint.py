@@ -1,5 +1,5 @@
 """The service's command line: ``python entrypoint.py [--local [--reload] | actions | call |
-new | schema]``, as the README describes it; ``--help`` lists the options.
+new | schema]``, as docs/getting-started.md describes it; ``--help`` lists the options.
 
 The code is in `core.main`, a module like the rest of the service (imported, type-checked and
 tested); this script only runs it.

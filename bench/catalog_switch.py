@@ -1,7 +1,7 @@
 """What callers see while the fleet is replaced: ``python -m bench.catalog_switch``.
 
 Reproduces, with processes on this machine, the two ways the Kubernetes manifests roll out a
-release (deploy/kubernetes, README "Kubernetes"), under a steady load of HTTP calls:
+release (deploy/kubernetes, docs/deploying.md "Releases"), under a steady load of HTTP calls:
 
 * ``recreate`` (the catalog-change overlay, ``strategy: Recreate``): N replicas serving
   catalog A get SIGTERM together; once all have exited, N replicas serving catalog B start.

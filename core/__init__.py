@@ -7,7 +7,7 @@ What an action module imports comes from here::
 The rest of the framework is grouped by the product's parts: `core.hub` (the link to the
 Plugboard hub), `core.execution` (running requests), `core.model` (what an action is and how
 it is found), `core.db` (the database), `core.ops` (health and metrics) and `core.dev`
-(developer tools and the local hub); `core.testing` is the test client. ARCHITECTURE.md maps
+(developer tools and the local hub); `core.testing` is the test client. docs/architecture.md maps
 them.
 """
 

@@ -1,6 +1,6 @@
 """`PlugboardClient`: one replica's link to the hub, from the first connection to the exit.
 
-The parts (ARCHITECTURE.md draws them):
+The parts (docs/architecture.md draws them):
 
 - `core.hub.transport.HubTransport`: one WebSocket connection (websockets' sans-I/O protocol
   under an ``asyncio.Protocol``);

@@ -184,10 +184,10 @@ class ImageTest(unittest.TestCase):
         self.assertNotRegex(runs, rf"(chown|chmod)\S*\s+(\S+\s+)*{code}\b")
         user = next(rest for keyword, rest in instructions if keyword == "USER")
         self.assertRegex(user, r"^[1-9][0-9]*:[1-9][0-9]*$")
-        # The README and the compose file name the data directory.
-        readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-        deploying = readme[readme.index("## Deploying") : readme.index("## Kubernetes")]
-        self.assertTrue(f"`{data}`" in deploying, f"README's Deploying names {data}")
+        # The deploying page and the compose file name the data directory.
+        page = (PROJECT_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+        image = page[page.index("## The image") : page.index("## Kubernetes")]
+        self.assertTrue(f"`{data}`" in image, f"docs/deploying.md names {data}")
         self.assertIn(f"{data} (its working directory)", COMPOSE.read_text(encoding="utf-8"))
 
 

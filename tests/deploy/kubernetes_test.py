@@ -244,7 +244,7 @@ class DeploymentTest(ManifestsTestCase):
             expected,
             "The action catalog changed: set the label py-service/catalog-hash in "
             "deploy/kubernetes/base/deployment.yaml to `python entrypoint.py actions --hash`, "
-            "and release it with the catalog-change procedure (README, Kubernetes).",
+            "and release it with the catalog-change procedure (docs/deploying.md, Releases).",
         )
 
 

@@ -37,7 +37,7 @@ FLOOD_LOG_BYTES = 16 * KIB
 
 
 def show(case: str, volume: LogVolume) -> None:
-    """Print what a flood cost the log (the figures the README quotes)."""
+    """Print what a flood cost the log (the figures docs/operating.md quotes)."""
     print(f"\n{case}: {volume.text_bytes:,} bytes of text log, {volume.json_bytes:,} of JSON")
 
 
