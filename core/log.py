@@ -24,8 +24,6 @@ FLUSH_LINES = 256
 # Batches are written on whole milliseconds: the hub link's held answers leave on the same
 # boundaries (core.hub.outbox.HOLD_QUANTUM), so under load both share a wake-up.
 FLUSH_QUANTUM = 0.001
-# The request log keeps the ``duration_ms`` texts of durations under 100 ms.
-_TENTHS_KEPT = 1000
 # Extra fields the framework's own records carry (``logger.info(..., extra={...})``). JSON logs
 # write these and every other key a caller passed in ``extra``.
 CONTEXT_FIELDS = ("action", "ref", "status", "duration_ms", "error_id", "event", "close_code")
@@ -404,8 +402,8 @@ class RequestLog:
     attached), a request only records its four values; the lines gathered over
     `FLUSH_SECONDS` (or `FLUSH_LINES` lines, if sooner) are formatted, in the handler's
     format, and written together, skipping the LogRecord machinery. A replica under load wakes
-    for a few requests at a time, so writing once per event-loop iteration cost a system call
-    and a pass through the loop for every two or three lines. The level and the ownership of
+    for a few requests at a time, so writing once per event-loop iteration would spend a system
+    call and a pass through the loop on every two or three lines. The level and the ownership of
     the output are checked for a batch's first line, and the lines of a batch carry the time
     they are written: `FLUSH_SECONDS` after the batch's first answer, rounded up to a whole
     millisecond (`flush_time`), so the output stays in time order with other records.
@@ -419,7 +417,6 @@ class RequestLog:
         self._pending: list[tuple[str, int, float, str]] = []
         self._second = -1
         self._second_text = ""
-        self._tenths: list[str] = []
 
     def write(self, action: str, status: int, seconds: float, ref: str) -> None:
         """Log one answered request."""
@@ -500,7 +497,7 @@ class RequestLog:
             ):
                 # Nothing to escape (printable excludes control characters and lone
                 # surrogates): the line is put together as text, with the keys in the same
-                # order, at half the cost of building a dict and encoding it.
+                # order as the encoded record below, without building and encoding a dict.
                 lines.append(
                     f'{head}"message":"{message}","action":"{action}","ref":"{ref}",'
                     f'"status":{status},"duration_ms":{duration}}}'
@@ -519,19 +516,10 @@ class RequestLog:
             lines.append(json_line(json_codec.dumps(record)))
         return lines
 
-    def _durations(self, entries: list[tuple[str, int, float, str]]) -> list[str]:
+    @staticmethod
+    def _durations(entries: list[tuple[str, int, float, str]]) -> list[str]:
         """Each entry's ``duration_ms`` text, as ``%.1f`` of its rounded milliseconds."""
-        # Formatting a float was most of a line's cost: the texts of durations under
-        # `_TENTHS_KEPT` tenths of a millisecond are made once and looked up.
-        texts = self._tenths
-        if not texts:
-            texts.extend(f"{tenths / 10:.1f}" for tenths in range(_TENTHS_KEPT))
-        return [
-            texts[tenths]
-            if 0 <= (tenths := round(seconds * 10000.0)) < _TENTHS_KEPT
-            else f"{round(seconds * 1000, 1):.1f}"
-            for _, _, seconds, _ in entries
-        ]
+        return [f"{round(seconds * 1000, 1):.1f}" for _, _, seconds, _ in entries]
 
     def _timestamp(self, now: float) -> str:
         """``%(asctime)s`` as logging.Formatter renders it, cached for the current second."""
