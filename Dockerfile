@@ -6,8 +6,9 @@
 # Base image: the official Python 3.13 image, Debian "slim" variant. Why 3.13: the same code
 # costs less CPU per request there than on 3.11 (3.12+ start request tasks eagerly; 3.13's
 # interpreter is cheaper still): python -m bench.run measures it, and docs/performance.md
-# gives the figures. CI runs the whole suite on 3.11, 3.12 and 3.13. Why slim and not alpine: every runtime dependency (psycopg2-binary, aiohttp,
-# pydantic-core, SQLAlchemy, ...) publishes manylinux wheels, which need glibc. Alpine uses
+# gives the figures. CI runs the whole suite on 3.11, 3.12 and 3.13. Why slim and not
+# alpine: every runtime dependency (psycopg2-binary, aiohttp, pydantic-core, SQLAlchemy, ...)
+# publishes manylinux wheels, which need glibc. Alpine uses
 # musl, where pip would fall back to musllinux wheels at best and to building from source at
 # worst (a C compiler, libpq and Rust for pydantic-core in the image), for a few MB of
 # saving. On slim the install is wheels only and needs no apt packages at all.
