@@ -12,4 +12,6 @@ Imports flow down this list, never up:
 
 Beside them: `bench.bare_consumer` (the baseline), `bench.profiled_consumer` (the framework
 under cProfile) and `bench.inprocess` (framework and bare loop in one process, no sockets).
+`bench.catalog_switch` and `bench.deploys` (what callers see while replicas are replaced)
+start, probe and stop their replicas with `bench.replicas`.
 """

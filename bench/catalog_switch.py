@@ -39,21 +39,16 @@ import asyncio
 import collections
 import json
 import os
-import random
 import signal
-import socket
-import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench.replicas import Hub, Replica, outcome, start_replica, terminate, wait_ready, work_folder
 from core.dev.local_hub.hub import LocalHub
 
-ROOT = Path(__file__).resolve().parent.parent
 ACTION_MODULE = '''
 from core.model.response import ActionResponse
 from core.model.runner import ActionRunner
@@ -72,28 +67,6 @@ class Echo(ActionRunner):
     async def run(self, client, websocket) -> ActionResponse:
         return ActionResponse(status_code=200, message=self.message)
 '''
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 60.0
-POLL_SECONDS = 0.02
-
-
-@dataclass
-class Hub:
-    """Where the replicas connect and where the load posts."""
-
-    http_url: str
-    websocket_url: str
-    token: str
-    service_id: int | str
-
-
-@dataclass
-class Replica:
-    """One ``python entrypoint.py`` process and its health port."""
-
-    process: asyncio.subprocess.Process
-    health_port: int
-    log: Path
 
 
 def write_catalog(folder: Path, version: str) -> Path:
@@ -104,96 +77,12 @@ def write_catalog(folder: Path, version: str) -> Path:
     return actions
 
 
-def free_port() -> int:
-    """A port nobody listens on right now, below Linux's ephemeral range (32768 and up), so
-    an outgoing connection cannot take it between this check and the replica's bind."""
-    while True:
-        port = random.randrange(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-
-
-async def start_replica(
-    hub: Hub, actions: Path, work: Path, name: str, grace: float = 25.0
-) -> Replica:
-    """Start one replica serving `actions`; it logs to a file in its own folder."""
-    folder = work / name
-    folder.mkdir()
-    port = free_port()
-    env = {
-        **os.environ,
-        "WEBSOCKET_URL": hub.websocket_url,
-        "TOKEN": hub.token,
-        "ACTIONS_PATH": str(actions),
-        "HEALTH_PORT": str(port),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "SHUTDOWN_GRACE_SECONDS": f"{grace:g}",
-    }
-    log = folder / "replica.log"
-    with log.open("wb") as handle:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "entrypoint.py"),
-            cwd=folder,
-            env=env,
-            stdout=handle,
-            stderr=handle,
-        )
-    return Replica(process, port, log)
-
-
-async def ready(session: aiohttp.ClientSession, replica: Replica) -> bool:
-    """Whether the replica's /readyz answers 200 (joined, database fine)."""
-    try:
-        url = f"http://127.0.0.1:{replica.health_port}/readyz"
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
-            return response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        return False
-
-
-async def wait_ready(session: aiohttp.ClientSession, replicas: list[Replica], every: bool) -> None:
-    """Wait until every replica (or, with every=False, the first) is ready."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        states = await asyncio.gather(*(ready(session, replica) for replica in replicas))
-        if all(states) if every else any(states):
-            return
-        for replica in replicas:
-            if replica.process.returncode is not None:
-                raise RuntimeError(f"a replica exited; see {replica.log}")
-        await asyncio.sleep(POLL_SECONDS)
-    raise RuntimeError(f"replicas not ready after {READY_TIMEOUT:g} s; see their logs")
-
-
 async def stop(replicas: list[Replica], signum: int = signal.SIGTERM) -> None:
-    """SIGTERM every replica and wait until all have exited (as Recreate waits for pods)."""
-    for replica in replicas:
-        if replica.process.returncode is None:
-            replica.process.send_signal(signum)
-    codes = await asyncio.wait_for(
-        asyncio.gather(*(replica.process.wait() for replica in replicas)), STOP_TIMEOUT
-    )
+    """Signal every replica and wait until all have exited (as Recreate waits for pods)."""
+    await terminate(replicas, signum)
+    codes = [replica.process.returncode for replica in replicas]
     if any(codes):
-        raise RuntimeError(f"replicas exited with {codes} after SIGTERM")
-
-
-def outcome(status: int, body: Any) -> str:
-    """A call's outcome: the HTTP status, with the service's error code for a 400 (the code
-    in the message's error object, or the consumer's status code in the real hub's default
-    body)."""
-    if status == 400 and isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, dict) and isinstance(message.get("code"), str):
-            return f"{status} ({message['code']})"
-        inner = body.get("response", {}).get("status_code")
-        if inner is not None:
-            return f"{status} (consumer {inner})"
-    return str(status)
+        raise RuntimeError(f"replicas exited with {codes} after {signal.Signals(signum).name}")
 
 
 async def load(
@@ -249,9 +138,13 @@ async def switch(args: argparse.Namespace, hub: Hub, work: Path) -> dict[str, An
     new: list[Replica] = []
     calls: list[tuple[float, float, str]] = []
 
+    # DATABASE_URL or POSTGRES_*, when set, reach every replica: they share that database.
+    env = {**os.environ, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
+
     async def start_all(replicas: list[Replica], catalog: Path, prefix: str) -> None:
         for index in range(args.replicas):
-            replicas.append(await start_replica(hub, catalog, work, f"{prefix}{index}", args.grace))
+            name = f"{prefix}{index}"
+            replicas.append(await start_replica(hub, work, name, catalog, args.grace, env))
 
     async with aiohttp.ClientSession() as session:
         try:
@@ -316,11 +209,7 @@ async def switch(args: argparse.Namespace, hub: Hub, work: Path) -> dict[str, An
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """Set up the hub (local unless given) and a scratch folder, then switch once."""
-    with tempfile.TemporaryDirectory(prefix="catalog-switch-") as scratch:
-        work = Path(scratch)
-        if args.keep_logs:
-            work = Path(args.keep_logs)
-            work.mkdir(parents=True)
+    with work_folder(args.keep_logs, "catalog-switch-") as work:
         if args.hub_http:
             hub = Hub(args.hub_http, args.hub_websocket, args.token, args.service_id)
             return await switch(args, hub, work)

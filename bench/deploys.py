@@ -35,7 +35,6 @@ import platform
 import re
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,33 +42,14 @@ from typing import Any
 
 import aiohttp
 
-from bench.catalog_switch import Hub, free_port, outcome
 from bench.common import ROOT, progress
+from bench.replicas import Hub, Replica, outcome, start_replica, terminate, wait_ready, work_folder
 from core.dev.local_hub.hub import LocalHub
 
 DEPLOY_ACTIONS = ROOT / "bench" / "deploy_actions"
 CALL_TIMEOUT = 35.0
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 60.0
-POLL_SECONDS = 0.02
 REQUEST_LINE = re.compile(r" core\.requests: action=\S* status=(\d+) ")
 REJOINS_LINE = re.compile(r"joined again (\d+) time")
-
-
-@dataclass
-class Replica:
-    """One ``python entrypoint.py`` process: its health port, log, and how it ended."""
-
-    name: str
-    process: asyncio.subprocess.Process
-    health_port: int
-    log: Path
-    signalled_at: float | None = None
-    stopped_after_s: float | None = None
-
-    def lines(self) -> list[str]:
-        """Its log so far."""
-        return self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
 
 
 @dataclass
@@ -79,80 +59,6 @@ class Calls:
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     unanswered: list[str] = field(default_factory=list)  # 408 or no answer: the messages
     wrong: int = 0
-
-
-async def start_replica(
-    hub: Hub, work: Path, name: str, vsn: str, grace: float, answered: Path
-) -> Replica:
-    """Start one replica; it logs (INFO: one line per request) to a file in its folder."""
-    folder = work / name
-    folder.mkdir()
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key != "DATABASE_URL" and not key.startswith("POSTGRES_")
-    }
-    env.update(
-        WEBSOCKET_URL=hub.websocket_url,
-        TOKEN=hub.token,
-        ACTIONS_PATH=str(DEPLOY_ACTIONS),
-        HEALTH_PORT=str(port),
-        LOG_LEVEL="INFO",
-        PHOENIX_VSN=vsn,
-        SHUTDOWN_GRACE_SECONDS=f"{grace:g}",
-        DEPLOY_ANSWERED_FILE=str(answered),
-    )
-    log = folder / "replica.log"
-    with log.open("wb") as handle:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "entrypoint.py"),
-            cwd=folder,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=handle,
-            stderr=handle,
-        )
-    return Replica(name, process, port, log)
-
-
-async def ready(session: aiohttp.ClientSession, replica: Replica) -> bool:
-    """Whether the replica's /readyz answers 200 (joined, database fine)."""
-    try:
-        url = f"http://127.0.0.1:{replica.health_port}/readyz"
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
-            return response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        return False
-
-
-async def wait_ready(session: aiohttp.ClientSession, replicas: list[Replica]) -> None:
-    """Wait until every replica's /readyz answers 200 (joined, as a readiness probe sees)."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if all(await asyncio.gather(*(ready(session, replica) for replica in replicas))):
-            return
-        for replica in replicas:
-            if replica.process.returncode is not None:
-                raise RuntimeError(f"{replica.name} exited; see {replica.log}")
-        await asyncio.sleep(POLL_SECONDS)
-    raise RuntimeError(f"replicas not ready after {READY_TIMEOUT:g} s; see their logs")
-
-
-async def terminate(replicas: list[Replica], signum: int = signal.SIGTERM) -> None:
-    """Signal the replicas (together) and wait until each has exited."""
-    for replica in replicas:
-        if replica.process.returncode is None:
-            replica.signalled_at = time.monotonic()
-            replica.process.send_signal(signum)
-
-    async def exited(replica: Replica) -> None:
-        await asyncio.wait_for(replica.process.wait(), STOP_TIMEOUT)
-        if replica.signalled_at is not None:
-            replica.stopped_after_s = round(time.monotonic() - replica.signalled_at, 3)
-
-    await asyncio.gather(*(exited(replica) for replica in replicas))
 
 
 async def caller(
@@ -193,10 +99,17 @@ async def deploy(args: argparse.Namespace, hub: Hub, work: Path) -> dict[str, An
     calls = Calls()
     numbers = iter(range(1_000_000))
 
+    # Each replica with its own SQLite file; INFO logs one line per request.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "DATABASE_URL" and not key.startswith("POSTGRES_")
+    }
+    env.update(LOG_LEVEL="INFO", PHOENIX_VSN=args.vsn, DEPLOY_ANSWERED_FILE=str(answered_file))
+
     async def start(prefix: str) -> Replica:
-        replica = await start_replica(
-            hub, work, f"{prefix}{next(numbers)}", args.vsn, args.grace, answered_file
-        )
+        name = f"{prefix}{next(numbers)}"
+        replica = await start_replica(hub, work, name, DEPLOY_ACTIONS, args.grace, env)
         replicas.append(replica)
         return replica
 
@@ -235,7 +148,7 @@ async def deploy(args: argparse.Namespace, hub: Hub, work: Path) -> dict[str, An
         finally:
             # The replicas left serving: SIGINT leaves at once (on SIGTERM the last one
             # would serve until its grace ends); their request lines are written at exit.
-            await terminate([r for r in replicas if r.process.returncode is None], signal.SIGINT)
+            await terminate(replicas, signal.SIGINT)
     answered = set(answered_file.read_text().split()) if answered_file.exists() else set()
     lost = [ident for ident in calls.unanswered if ident in answered]
     logged: collections.Counter[int] = collections.Counter()
@@ -305,11 +218,7 @@ def figures(
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """The hub (this process's local hub, or the real one started here), then the deploy."""
-    with tempfile.TemporaryDirectory(prefix="deploys-") as scratch:
-        work = Path(scratch)
-        if args.keep_logs:
-            work = Path(args.keep_logs)
-            work.mkdir(parents=True)
+    with work_folder(args.keep_logs, "deploys-") as work:
         if args.hub == "phoenix":
             from tests.support_phoenix import PhoenixHub
 

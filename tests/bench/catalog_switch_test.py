@@ -8,7 +8,8 @@ import subprocess
 import sys
 import unittest
 
-from bench.catalog_switch import longest_failure, outcome
+from bench.catalog_switch import longest_failure
+from bench.replicas import outcome
 from core.settings import PROJECT_ROOT
 
 # One replica out, one in, two callers, 0.3 s of load before and after. The replica is the
