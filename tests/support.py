@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from core.dev.local_hub.hub import LocalHub
 from core.hub.client import PlugboardClient
@@ -99,8 +99,9 @@ async def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.
         await asyncio.sleep(interval)
 
 
-class LogCapture(logging.Handler):
-    """Collects formatted log lines (after the secret filter) for assertions."""
+class LineHandler(logging.Handler):
+    """Keeps the log lines at INFO and above that reach it, secrets hidden by the service's
+    filter; a subclass formats them."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -108,6 +109,30 @@ class LogCapture(logging.Handler):
 
         self.addFilter(secret_filter)
         self.lines: list[str] = []
+
+    def matching(self, text: str) -> list[str]:
+        """The lines that contain `text`."""
+        return [line for line in self.lines if text in line]
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Self]:
+        """Attach to the root logger for the duration of a with-block."""
+        root = logging.getLogger()
+        previous = root.level
+        root.addHandler(self)
+        root.setLevel(logging.INFO)
+        try:
+            yield self
+        finally:
+            root.removeHandler(self)
+            root.setLevel(previous)
+
+
+class LogCapture(LineHandler):
+    """Collects formatted log lines (after the secret filter) for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -118,39 +143,20 @@ class LogCapture(logging.Handler):
         """Every line so far, joined."""
         return "\n".join(self.lines)
 
-    def matching(self, text: str) -> list[str]:
-        """The lines that contain `text`."""
-        return [line for line in self.lines if text in line]
 
-    @contextlib.contextmanager
-    def installed(self) -> Any:
-        """Attach to the root logger for the duration of a with-block."""
-        root = logging.getLogger()
-        previous = root.level
-        root.addHandler(self)
-        root.setLevel(logging.INFO)
-        try:
-            yield self
-        finally:
-            root.removeHandler(self)
-            root.setLevel(previous)
-
-
-class LogVolume(logging.Handler):
+class LogVolume(LineHandler):
     """Counts the bytes every record would take in the service's two formats (text and
     JSON, as `core.log.configure_logging` writes them, secrets hidden), and keeps the text
     lines."""
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        from core.log import JSONFormatter, TextFormatter, secret_filter
+        super().__init__()
+        from core.log import JSONFormatter, TextFormatter
 
-        self.addFilter(secret_filter)
         self._text = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._json = JSONFormatter()
         self.text_bytes = 0
         self.json_bytes = 0
-        self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format the record both ways and count the bytes, newline included."""
@@ -158,23 +164,6 @@ class LogVolume(logging.Handler):
         self.text_bytes += len(line.encode()) + 1
         self.json_bytes += len(self._json.format(record).encode()) + 1
         self.lines.append(line)
-
-    def matching(self, text: str) -> list[str]:
-        """The text lines that contain `text`."""
-        return [line for line in self.lines if text in line]
-
-    @contextlib.contextmanager
-    def installed(self) -> Any:
-        """Attach to the root logger for the duration of a with-block."""
-        root = logging.getLogger()
-        previous = root.level
-        root.addHandler(self)
-        root.setLevel(logging.INFO)
-        try:
-            yield self
-        finally:
-            root.removeHandler(self)
-            root.setLevel(previous)
 
 
 async def consumer_of_a_stopped_hub(**overrides: Any) -> tuple[Consumer, int, str]:
