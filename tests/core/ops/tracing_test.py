@@ -32,6 +32,7 @@ from core import ActionResponse, ActionRunner, Context
 from core.log import JSONFormatter, TextFormatter, secret_filter, set_trace_ids
 from core.ops.tracing import requested
 from tests.core.log_test import records_kept
+from tests.core.ops.health_test import OneAtATime
 from tests.fixtures.observed import FOLDER as OBSERVED_FOLDER
 from tests.support import ROOT, hub_and_consumer, wait_until
 
@@ -98,21 +99,6 @@ class Slow(ActionRunner):
 
     async def run(self, ctx: Context) -> ActionResponse:
         await asyncio.sleep(10)
-        return ActionResponse()
-
-
-class OneAtATime(ActionRunner):
-    """A bulkhead of one, held until the test opens the gate."""
-
-    max_concurrency = 1
-    gate: ClassVar[asyncio.Event]
-
-    @classmethod
-    def description(cls) -> str:
-        return "One at a time"
-
-    async def run(self, ctx: Context) -> ActionResponse:
-        await OneAtATime.gate.wait()
         return ActionResponse()
 
 
