@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from core.dev.local_hub.hub import LocalHub
 from core.hub.client import PlugboardClient
@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # project may delete): tests/fixtures/actions.
 FIXTURE_ACTIONS = discover(FIXTURE_ACTIONS_FOLDER, ActionRunner)
 EVENTS = discover(PROJECT_ROOT / "events", EventHandler)
+H = TypeVar("H", bound=logging.Handler)
 
 
 def project_has_migrations() -> bool:
@@ -99,6 +100,21 @@ async def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.
         await asyncio.sleep(interval)
 
 
+@contextlib.contextmanager
+def on_root_logger(handler: H) -> Iterator[H]:
+    """`handler` attached to the root logger, which lets INFO and above through, for the
+    duration of a with-block."""
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
 class LineHandler(logging.Handler):
     """Keeps the log lines at INFO and above that reach it, secrets hidden by the service's
     filter; a subclass formats them."""
@@ -114,18 +130,9 @@ class LineHandler(logging.Handler):
         """The lines that contain `text`."""
         return [line for line in self.lines if text in line]
 
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[Self]:
+    def installed(self) -> contextlib.AbstractContextManager[Self]:
         """Attach to the root logger for the duration of a with-block."""
-        root = logging.getLogger()
-        previous = root.level
-        root.addHandler(self)
-        root.setLevel(logging.INFO)
-        try:
-            yield self
-        finally:
-            root.removeHandler(self)
-            root.setLevel(previous)
+        return on_root_logger(self)
 
 
 class LogCapture(LineHandler):

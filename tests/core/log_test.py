@@ -30,7 +30,7 @@ from core.log import (
 from core.model.registry import discover
 from core.model.runner import ActionRunner
 from tests.fixtures.observed import FOLDER as OBSERVED_FOLDER
-from tests.support import LogCapture, hub_and_consumer
+from tests.support import LogCapture, hub_and_consumer, on_root_logger
 
 
 class RedactionTest(unittest.TestCase):
@@ -473,19 +473,9 @@ class RecordKeeper(logging.Handler):
         return [record for record in self.records if record.name == logger]
 
 
-@contextlib.contextmanager
-def records_kept() -> Iterator[RecordKeeper]:
+def records_kept() -> contextlib.AbstractContextManager[RecordKeeper]:
     """Every record at INFO and above reaching the root logger, for the with-block."""
-    keeper = RecordKeeper()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(keeper)
-    root.setLevel(logging.INFO)
-    try:
-        yield keeper
-    finally:
-        root.removeHandler(keeper)
-        root.setLevel(previous)
+    return on_root_logger(RecordKeeper())
 
 
 class RequestContextTest(unittest.IsolatedAsyncioTestCase):
