@@ -453,10 +453,6 @@ class OneRecordOneLineTest(unittest.TestCase):
         self.assertIn("ValueError", records[2]["exception"])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class RecordKeeper(logging.Handler):
     """Keeps every record that reaches the root logger, for formatting afterwards."""
 
@@ -583,3 +579,7 @@ class JSONExtraTest(unittest.TestCase):
         self.assertEqual(line["keys"], "{(1, 2): 'tuple key'}")
         self.assertEqual(line["cyclic"], "[[...]]")
         self.assertEqual(line["when"], str(math.pi))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -241,7 +241,7 @@ class LocalHub:
         if isinstance(service_id, bool) or not isinstance(service_id, int) or service_id < 1:
             raise ValueError("service_id must be a positive integer, like a database serial")
         self._service = HostedService(service_name, list(tokens), service_id)
-        self._router = Router(max_in_flight)
+        self._router = Router(max_in_flight, on_pushed=self._notify)
         self._channel = ServiceChannel(self._service, self._router, self._notify)
         self._front = HttpFront(self._service, self._router, request_timeout, api_token)
         self._gate = Gate(self._service, self._channel, {host, *origin_hosts})
@@ -363,16 +363,25 @@ class LocalHub:
 
     async def wait_for_joined(self, count: int, timeout: float = 10.0) -> None:
         """Wait until exactly `count` consumers are joined; TimeoutError after `timeout`."""
-        await self._wait_until(lambda: self.joined_count() == count, timeout, "joined", count)
+        await self._wait_until(
+            lambda: self.joined_count() == count, timeout, f"{count} consumers joined"
+        )
 
     async def wait_for_connections(self, count: int, timeout: float = 10.0) -> None:
         """Wait until exactly `count` consumer sockets are open; TimeoutError after `timeout`."""
         await self._wait_until(
-            lambda: self.connection_count() == count, timeout, "connected", count
+            lambda: self.connection_count() == count, timeout, f"{count} consumers connected"
+        )
+
+    async def wait_for_pushed(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until the hub has pushed `count` requests to consumers since it started (a
+        test's sign that they reached a replica); TimeoutError after `timeout`."""
+        await self._wait_until(
+            lambda: self._router.pushed >= count, timeout, f"{count} requests pushed"
         )
 
     async def _wait_until(
-        self, predicate: Callable[[], bool], timeout: float, what: str, count: int
+        self, predicate: Callable[[], bool], timeout: float, expected: str
     ) -> None:
         try:
             async with asyncio.timeout(timeout):
@@ -380,8 +389,9 @@ class LocalHub:
                     await self._changed.wait()
         except TimeoutError:
             raise TimeoutError(
-                f"expected {count} consumers {what} within {timeout} s, "
-                f"have {self.joined_count()} joined and {self.connection_count()} connected"
+                f"expected {expected} within {timeout} s; have {self.joined_count()} "
+                f"consumers joined, {self.connection_count()} connected and "
+                f"{self._router.pushed} requests pushed"
             ) from None
 
     def _notify(self) -> None:

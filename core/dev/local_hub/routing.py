@@ -14,6 +14,7 @@ import asyncio
 import enum
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,15 @@ class Delivery:
 class Router:
     """The rotation of joined consumers and the requests waiting for their responses."""
 
-    def __init__(self, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self, max_in_flight: int | None = None, on_pushed: Callable[[], None] = lambda: None
+    ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1 (or None for no cap)")
         self.max_in_flight = max_in_flight
+        # Requests written to a consumer so far; `on_pushed` is called after each.
+        self.pushed = 0
+        self._on_pushed = on_pushed
         self.joined: list[Consumer] = []
         self._round_robin = 0
         self._pending: dict[str, asyncio.Future[Any]] = {}
@@ -123,4 +129,6 @@ class Router:
         )
         # Like the real hub, a request whose push is lost simply times out.
         await consumer.push("request", request)
+        self.pushed += 1
+        self._on_pushed()
         return Delivery(Outcome.ANSWERED, await answer)

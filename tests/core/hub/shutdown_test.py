@@ -46,14 +46,20 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
             running = [
                 asyncio.ensure_future(hub.request("Sleep", {"seconds": 1.0})) for _ in range(5)
             ]
-            await asyncio.sleep(0.3)  # the five requests have started
+            await hub.wait_for_pushed(5)
             process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
-            await asyncio.sleep(0.2)
-            # Still in the rotation: served, not refused.
+            # Once the replica has taken in the signal, it is still in the rotation: a new
+            # request is served, not refused.
+            assert process.stderr is not None
+            seen = ""
+            while "only joined replica" not in seen:
+                line = await asyncio.wait_for(process.stderr.readline(), 10)
+                self.assertTrue(line, f"no warning before the end of its log: {seen}")
+                seen += line.decode()
             late = await hub.call("Echo", {"message": "late"})
             results = await asyncio.gather(*running)
-            stderr = await self.stderr_of(process)
+            stderr = seen + await self.stderr_of(process)
             held = time.monotonic() - signalled
             after_status, _ = await hub.request("Echo", {"message": "after"})
         self.assertEqual((late.status, late.payload["status_code"]), (200, 200))
@@ -91,7 +97,7 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
             running = [
                 asyncio.ensure_future(hub.request("Sleep", {"seconds": 1.0})) for _ in range(4)
             ]
-            await asyncio.sleep(0.3)
+            await hub.wait_for_pushed(4)
             leaving.send_signal(signal.SIGTERM)
             await hub.wait_for_joined(1, timeout=5)
             served = [await hub.request("Echo", {"message": str(n)}) for n in range(4)]
@@ -108,7 +114,7 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
         async with LocalHub() as hub:
             process = await self.start_service(hub, SHUTDOWN_GRACE_SECONDS="25")
             running = asyncio.ensure_future(hub.request("Sleep", {"seconds": 0.5}))
-            await asyncio.sleep(0.3)
+            await hub.wait_for_pushed(1)
             process.send_signal(signal.SIGINT)
             await hub.wait_for_joined(0, timeout=5)
             status, _ = await running
@@ -120,7 +126,7 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
         async with LocalHub() as hub:
             process = await self.start_service(hub, SHUTDOWN_GRACE_SECONDS="0.5")
             running = asyncio.ensure_future(hub.call("Sleep", {"seconds": 10}))
-            await asyncio.sleep(0.3)
+            await hub.wait_for_pushed(1)
             process.send_signal(signal.SIGTERM)
             body = (await asyncio.wait_for(running, 10)).payload
             code = await asyncio.wait_for(process.wait(), 10)
@@ -130,9 +136,10 @@ class SignalTest(unittest.IsolatedAsyncioTestCase):
         async with LocalHub() as hub:
             process = await self.start_service(hub)
             running = asyncio.ensure_future(hub.request("Sleep", {"seconds": 10}))
-            await asyncio.sleep(0.3)
+            await hub.wait_for_pushed(1)
             process.send_signal(signal.SIGINT)
-            await asyncio.sleep(0.3)
+            # The first signal made it leave: the hub has it out of the rotation.
+            await hub.wait_for_joined(0, timeout=5)
             process.send_signal(signal.SIGINT)
             code = await asyncio.wait_for(process.wait(), 5)
             running.cancel()
