@@ -22,12 +22,11 @@ so a heartbeat reply proves that every frame written before that heartbeat reach
    before any response never written (those may still have reached the hub), counted in
    `dropped`, and logged once per burst, which ends when the outbox has half its room again.
    The bytes counted are the bytes held. orjson hands back its working buffer as the frame,
-   sized for the worst case and never shrunk (a few KiB however small the frame, several
-   times the length of a long string), so a frame as encoded can hold many times the bytes
-   it counts: a written batch is journaled as one bytes object, its frames joined by
+   sized for the worst case and never shrunk, so a frame as encoded can hold many times the
+   bytes it counts: a written batch is journaled as one bytes object, its frames joined by
    newlines (which a compact JSON text never holds raw; one allocation per batch, not a copy
    per response), and a kept response as a copy of its own length. This loop iteration's
-   batch is not counted: it leaves within milliseconds.
+   batch is not counted: it leaves as soon as its answers' time comes.
 6. A response is not written sooner than `min_delay` after its request arrived. The hub's
    HTTP front hands a request to its consumers before it registers itself as the one
    waiting for the answer, and drops an answer that arrives in between (Vera-Plugboard's
@@ -51,7 +50,6 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core import json_codec
@@ -154,7 +152,6 @@ class ResponseOutbox:
         self._keep_log = RateLimitedLog(logger)
         self._drop_log = RateLimitedLog(logger, chars=400)
         self._expiry_log = RateLimitedLog(logger)
-        self.on_settled: Callable[[], None] | None = None
         # Counters for /metrics.
         self.resent = 0
         self.expired = 0
@@ -258,7 +255,6 @@ class ResponseOutbox:
             self._bytes -= len(frames)
         if self._burst_dropped:
             self._check_room()
-        self._check_settled()
 
     def leave_acknowledged(self) -> None:
         """The hub answered our leave: it read every frame written before it, and nothing
@@ -269,7 +265,6 @@ class ResponseOutbox:
         self._journal.clear()
         self._unconfirmed = 0
         self._check_room()
-        self._check_settled()
 
     def refused(self, response_ref: str) -> bool:
         """The hub answered a response with an error ("unmatched topic"): keep it for the
@@ -410,7 +405,6 @@ class ResponseOutbox:
         if self._kept:
             batch = self._kept_frames() + batch
         if not batch:
-            self._check_settled()
             return
         wire.send_frames(batch)
         self._written += len(batch)
@@ -548,10 +542,6 @@ class ResponseOutbox:
                 self._burst_dropped,
             )
             self._burst_dropped = 0
-
-    def _check_settled(self) -> None:
-        if self.on_settled is not None and self.settled:
-            self.on_settled()
 
     def _unencodable(self, response_ref: str) -> dict[str, Any]:
         error_id, fallback = self._errors.internal_error()

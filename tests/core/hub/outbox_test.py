@@ -32,14 +32,8 @@ class OutboxTestCase(unittest.TestCase):
         )
         self.outbox = ResponseOutbox(self.socket, self.channel, max_age=30.0, limit=100)
         self.socket.outbox = self.outbox
-        self.settled = 0
-        self.outbox.on_settled = self._count_settled
         self.channel.join()
         self.connect_and_join()
-        self.settled = 0
-
-    def _count_settled(self) -> None:
-        self.settled += 1
 
     def connect_and_join(self) -> str:
         self.wire = FakeWire(self.serializer)
@@ -290,12 +284,11 @@ class ConfirmationTest(OutboxTestCase):
         self.clock.run_ready()
         self.reply("phoenix", probe.ref)
         self.assertEqual(self.outbox.unconfirmed, 1)
-        self.assertEqual(self.settled, 0)
+        self.assertFalse(self.outbox.settled)
         self.clock.advance(0.05)
         self.answer_heartbeat()
         self.assertEqual(self.outbox.unconfirmed, 0)
         self.assertTrue(self.outbox.settled)
-        self.assertEqual(self.settled, 1)
 
     def test_probes_follow_batches_at_most_every_50_ms(self) -> None:
         answered: set[str | None] = set()
