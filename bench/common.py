@@ -10,6 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_ACTIONS = ROOT / "bench" / "actions"
 
 IN_FLIGHT = 64
+# Where latency is measured: one request at a time (most services, most of the time), a few,
+# and `IN_FLIGHT`.
+LEVELS = (1, 2, 4, IN_FLIGHT)
 ECHO_FIELDS = {"message": "hello, plugboard"}
 
 

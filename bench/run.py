@@ -27,13 +27,18 @@ The service's own modules are first compiled to bytecode, as the image's build c
 (`bench.consumers.compile_service`), so that start-up is measured as a replica starts, even
 where PYTHONDONTWRITEBYTECODE is set.
 
-Each consumer is first measured alone, one after the other (1 and 64 requests in flight).
+Each consumer is first measured alone, one after the other, at 1, 2, 4 and 64 requests in
+flight; the framework twice, with the floor on answers (``RESPONSE_MIN_DELAY_SECONDS``) at its
+default and at 0. At 1 in flight, its latency is judged against the floor (p50 <= floor +
+0.5 ms) and, with no floor, against the baseline's (p50 <= 1.5 x), and its CPU per request
+against the baseline's (<= 1.5 x).
 Then the framework and the baseline are joined at once, with the same catalog, and the hub
 alternates requests between them for a few rounds (6; 2 with ``--quick``): both see the same
 machine load at the same moment, so that load cancels out of their ratio. Each round starts
 a new pair, and which of the two joins first alternates from one round to the next, so that
-neither keeps the first place in the hub's rotation. The CPU target (framework / baseline
-<= 0.8) is judged on the median of these side-by-side ratios. The sequential ratio (each
+neither keeps the first place in the hub's rotation. The CPU targets (framework / baseline
+<= 0.8, and <= 0.7 on Python 3.13 and later) are judged on the median of these side-by-side
+ratios. The sequential ratio (each
 consumer alone) is reported as information only: the machine's load can change between the
 two measurements and move it either way.
 
@@ -68,7 +73,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import BENCH_ACTIONS, ECHO_FIELDS, IN_FLIGHT, BenchError, progress
+from bench.common import BENCH_ACTIONS, ECHO_FIELDS, IN_FLIGHT, LEVELS, BenchError, progress
 from bench.consumers import (
     ConsumerProcess,
     baseline_consumer,
@@ -101,6 +106,8 @@ from bench.report import (
 )
 from core.dev.local_hub.hub import LocalHub
 
+NO_FLOOR = {"RESPONSE_MIN_DELAY_SECONDS": "0"}
+
 
 @dataclass
 class Options:
@@ -123,21 +130,21 @@ class Options:
 async def measure_consumer(
     hub: LocalHub, consumer: ConsumerProcess, options: Options
 ) -> ConsumerFigures:
-    """Start `consumer`, warm it up, and measure Echo at 1 and at `IN_FLIGHT` in flight."""
+    """Start `consumer`, warm it up, and measure Echo at each of `LEVELS` in flight."""
     progress(f"starting the {consumer.name} consumer")
     joined = await consumer.start(hub)
     progress(f"{consumer.name}: joined after {joined:.2f} s; warming up")
     await warm_up(hub, options.warmup)
-    progress(f"{consumer.name}: {options.requests} requests, 1 in flight")
-    one = await echo_load(hub, consumer, options.requests, 1)
-    progress(f"{consumer.name}: {options.requests} requests, {IN_FLIGHT} in flight")
-    many = await echo_load(hub, consumer, options.requests, IN_FLIGHT)
-    if one.failures or many.failures:
+    loads = {}
+    for in_flight in LEVELS:
+        progress(f"{consumer.name}: {options.requests} requests, {in_flight} in flight")
+        loads[in_flight] = await echo_load(hub, consumer, options.requests, in_flight)
+    failures = sum(load.failures for load in loads.values())
+    if failures:
         raise BenchError(
-            f"{consumer.name}: {one.failures + many.failures} Echo requests failed:\n"
-            f"{consumer.log_tail()}"
+            f"{consumer.name}: {failures} Echo requests failed:\n{consumer.log_tail()}"
         )
-    return ConsumerFigures(joined, one, many, consumer.rss_bytes())
+    return ConsumerFigures(joined, loads, consumer.rss_bytes())
 
 
 async def side_by_side(
@@ -227,6 +234,16 @@ async def run_benchmark(options: Options) -> Results:
 
             framework_figures, rounds = await with_consumer(hub, framework, framework_phase)
 
+            # The same service with no floor on answers: what the floor costs in latency.
+            no_floor = framework_consumer(
+                "framework, no floor",
+                framework_env(hub, token, None, BENCH_ACTIONS) | NO_FLOOR,
+                tmp / "framework-no-floor.log",
+            )
+            no_floor_figures = await with_consumer(
+                hub, no_floor, lambda: measure_consumer(hub, no_floor, options)
+            )
+
             url = bench_connection_url(hub, token)
             baseline = baseline_consumer(url, tmp / "baseline.log")
             baseline_figures = await with_consumer(
@@ -283,6 +300,7 @@ async def run_benchmark(options: Options) -> Results:
 
         return Results(
             framework=framework_figures,
+            framework_no_floor=no_floor_figures,
             baseline=baseline_figures,
             sleep_rounds=rounds,
             side_by_side=paired,

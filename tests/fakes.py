@@ -25,6 +25,33 @@ class FakeHandle:
         self.cancelled = True
 
 
+class FakeAlarm:
+    """A `core.hub.timers.Alarm` on a `FakeClock`: exact, as the timerfd is to within
+    microseconds."""
+
+    def __init__(self, clock: FakeClock, callback: Callable[[], object]) -> None:
+        self._clock = clock
+        self._callback = callback
+        self._handle: FakeHandle | None = None
+        self.settings = 0
+
+    def set(self, when: float) -> None:
+        """Schedule the callback at `when`, calling off the earlier setting."""
+        self.cancel()
+        self.settings += 1
+        self._handle = self._clock.call_later(when - self._clock.now, self._callback)
+
+    def cancel(self) -> None:
+        """Call off the pending call."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def close(self) -> None:
+        """Call it off."""
+        self.cancel()
+
+
 class FakeClock:
     """A `core.hub.timers.Clock` whose time moves only when a test calls `advance`."""
 
@@ -46,6 +73,10 @@ class FakeClock:
     def call_soon(self, callback: Callable[..., object], *args: Any) -> FakeHandle:
         """Schedule now (runs on the next `run_ready` or `advance`)."""
         return self.call_later(0.0, callback, *args)
+
+    def alarm(self, callback: Callable[[], object]) -> FakeAlarm:
+        """An alarm on this clock."""
+        return FakeAlarm(self, callback)
 
     def run_ready(self) -> None:
         """Run every call due now (and those they schedule for now)."""

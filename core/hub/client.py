@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import SecretStr
@@ -45,6 +45,7 @@ from core.hub.channel import reply_parts
 from core.hub.connection import URL_SIZE_WARNING, connection_url
 from core.hub.drain import Drain, Link, Step
 from core.hub.event_handler import EventHandler, payload_item
+from core.hub.loop_clock import RunningLoopClock
 from core.hub.outbox import ResponseOutbox
 from core.hub.phoenix import PHX_REPLY, Message, serializer_for
 from core.hub.socket import PhoenixSocket
@@ -69,23 +70,6 @@ CLOSE_TIMEOUT = 5.0
 # A failed connection attempt logs one line; the same failure again within this many seconds
 # is counted instead, and the count joins the next line.
 FAILURE_LOG_INTERVAL = 10.0
-
-
-class RunningLoopClock:
-    """The `core.hub.timers.Clock` of the asyncio loop that runs the client (the client may
-    be built before any loop runs)."""
-
-    def time(self) -> float:
-        """The loop's monotonic time."""
-        return asyncio.get_running_loop().time()
-
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Cancellable:
-        """``loop.call_later``."""
-        return asyncio.get_running_loop().call_later(delay, callback, *args)
-
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> Cancellable:
-        """``loop.call_soon``."""
-        return asyncio.get_running_loop().call_soon(callback, *args)
 
 
 class _FailureLog:
@@ -312,6 +296,7 @@ class PlugboardClient:
                 logger.info("reconnecting in %.2f s", delay)
             await self._sleep_unless_stopped(delay)
         self.executor.close()
+        self.outbox.close()
         return self.exit_code
 
     def request_shutdown(self, signum: int | None = None, *, hold_if_last: bool = False) -> None:

@@ -22,29 +22,27 @@ so a heartbeat reply proves that every frame written before that heartbeat reach
    before any response never written (those may still have reached the hub), counted in
    `dropped`, and logged once per burst, which ends when the outbox has half its room again.
    The bytes counted are the bytes held. orjson hands back its working buffer as the frame,
-   sized for the worst case and never shrunk (a few KiB however small the frame, several
-   times the length of a long string), so a frame as encoded can hold many times the bytes
-   it counts: a written batch is journaled as one bytes object, its frames joined by
+   sized for the worst case and never shrunk, so a frame as encoded can hold many times the
+   bytes it counts: a written batch is journaled as one bytes object, its frames joined by
    newlines (which a compact JSON text never holds raw; one allocation per batch, not a copy
    per response), and a kept response as a copy of its own length. This loop iteration's
-   batch is not counted: it leaves within milliseconds.
+   batch is not counted: it leaves as soon as its answers' time comes.
 6. A response is not written sooner than `min_delay` after its request arrived. The hub's
    HTTP front hands a request to its consumers before it registers itself as the one
    waiting for the answer, and drops an answer that arrives in between (Vera-Plugboard's
-   PageController enqueues, then calls register_request): an action that answers within
-   microseconds lost about one answer in two thousand to that race on a loaded hub (its
-   caller waits 30 s for a 408); 1 ms cut that to one in ten thousand, 2 ms (the default,
-   ``RESPONSE_MIN_DELAY_SECONDS``) to none in 90,000.
-7. While more than one answer is held, the hub's socket is read at most once per
-   `HOLD_QUANTUM`: holding a second answer pauses reading until the next quantum boundary,
-   where the held answers that have come due leave too. Under load one wake-up then both
-   reads what came in over the last millisecond and writes what is due; read at once,
-   requests arrived one or two at a time, each read a system call and a pass through the
-   event loop of its own (side by side with the bare loop, that cost about 10 % of the CPU
-   per request). A request that arrives during a pause waits for the boundary, at most one
-   quantum, and its answer leaves one quantum later than it would have. A replica answering
-   one request at a time never pauses, nor does one that holds nothing
-   (``RESPONSE_MIN_DELAY_SECONDS=0``).
+   PageController enqueues, then calls register_request); its caller then waits for a 408.
+   The default (``RESPONSE_MIN_DELAY_SECONDS``) comes from how many answers the hub drops at
+   each floor (docs/performance.md). A held answer leaves at its own time, on an alarm
+   precise to well under a millisecond (`core.hub.timers.Alarm`); one whose request is older
+   than the floor already leaves at the end of the loop iteration.
+7. While more than one answer is held, they leave on `HOLD_QUANTUM` boundaries, and the hub's
+   socket is read at most once per quantum: holding a second answer pauses reading until
+   the next boundary. One wake-up then both reads what came in meanwhile and writes what is
+   due, where reading at once would cost a system call and a pass through the event loop per
+   request. A request that arrives during a pause waits for the boundary (at most one
+   quantum), and an answer held with others leaves up to one quantum after its own time. A
+   replica answering one request at a time never pauses nor waits for a boundary, nor does
+   one that holds nothing (``RESPONSE_MIN_DELAY_SECONDS=0``).
 """
 
 from __future__ import annotations
@@ -52,7 +50,6 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core import json_codec
@@ -69,10 +66,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RESPONSE = "response"
-# Held answers whose time comes within the same millisecond leave in one write (half a
-# millisecond cost 10 % more CPU per request at 64 in flight, in wake-ups and writes).
+# Overlapping held answers whose time comes within the same quantum leave in one write.
 HOLD_QUANTUM = 0.001
+# An answer due within this of now is due now: far below the alarm's own precision, and it
+# keeps an answer that rounding put a hair after another's time in that one's write.
+DUE_SLACK = 1e-6
 JOINED = State.JOINED
+INFINITY = float("inf")
 
 # A response kept for a later join: (its frame, encoded for an earlier join or none, when it
 # was made).
@@ -122,18 +122,19 @@ class ResponseOutbox:
         # garbage collector, so holding them until a heartbeat reply costs it nothing. The
         # rare paths that need a response's ref or payload again decode its frame.
         self._batch: list[bytes] = []
-        # When each batched frame may leave (clock time), and whether the batch holds one
-        # that may not leave yet (`min_delay`).
+        # When each batched frame may leave (clock time; 0.0 for at once), and the soonest
+        # of those still in the future (`min_delay`; infinity when none is held).
         self._batch_due: list[float] = []
-        self._batch_held = False
-        # The one flush scheduled for the batch: when it runs (0.0 for the end of this loop
-        # iteration) and its handle. A frame whose time comes before it moves it earlier;
-        # otherwise it waits for that flush, which leaves one timer per held batch, not one
-        # per loop iteration that adds to it.
-        self._flush_at: float | None = None
-        self._flush_handle: Cancellable | None = None
-        # The wire whose reading is paused until the next quantum boundary (point 7).
+        self._next_due = INFINITY
+        # The flush at the end of this loop iteration, if one is scheduled.
+        self._soon: Cancellable | None = None
+        # The wire whose reading is paused (point 7), and the boundary where it reads again.
         self._paused: Wire | None = None
+        self._resume_at = INFINITY
+        # Wakes the outbox at the sooner of `_next_due` and `_resume_at`; `_alarm_at` is the
+        # time it is set for (infinity when it is not set).
+        self._alarm = self._clock.alarm(self._wake)
+        self._alarm_at = INFINITY
         # Made while not joined, held while the hub does not read, or to be written again.
         self._kept: deque[Kept] = deque()
         self._resend_in_kept = 0
@@ -151,7 +152,6 @@ class ResponseOutbox:
         self._keep_log = RateLimitedLog(logger)
         self._drop_log = RateLimitedLog(logger, chars=400)
         self._expiry_log = RateLimitedLog(logger)
-        self.on_settled: Callable[[], None] | None = None
         # Counters for /metrics.
         self.resent = 0
         self.expired = 0
@@ -181,6 +181,11 @@ class ResponseOutbox:
         return self._bytes
 
     @property
+    def holding(self) -> bool:
+        """True while an answer waits for its time (`min_delay`)."""
+        return self._next_due != INFINITY
+
+    @property
     def settled(self) -> bool:
         """True when every response made so far is proven read (or given up)."""
         return not self._kept and not self._batch and not self._journal
@@ -205,21 +210,22 @@ class ResponseOutbox:
             self._batch.append(frame)
             hold = self.min_delay - age
             if hold > 0:
-                # Rounded up to the next millisecond: held answers leave together.
                 now = self._clock.time()
-                due = math.ceil((now + hold) / HOLD_QUANTUM) * HOLD_QUANTUM
+                due = now + hold
+                if self._next_due != INFINITY:
+                    # Another answer is held already: requests come in faster than one at a
+                    # time, and the held answers leave together (point 7).
+                    due = math.ceil(due / HOLD_QUANTUM) * HOLD_QUANTUM
+                    if self._paused is None:
+                        self._pause_reading(now)
                 self._batch_due.append(due)
-                if self._batch_held and self._paused is None:
-                    # Another answer is held already: requests come in faster than one
-                    # at a time (point 7).
-                    self._pause_reading(now)
-                self._batch_held = True
-                if self._flush_at is None or due < self._flush_at:
-                    self._schedule_flush(due, now)
+                if due < self._next_due:
+                    self._next_due = due
+                    self._set_alarm()
             else:
                 self._batch_due.append(0.0)
-                if self._flush_at is None or self._flush_at > 0.0:
-                    self._schedule_flush(0.0, 0.0)
+                if self._soon is None:
+                    self._soon = self._clock.call_soon(self._flush)
         else:
             if not self._keeping_logged:
                 self._keeping_logged = True
@@ -249,7 +255,6 @@ class ResponseOutbox:
             self._bytes -= len(frames)
         if self._burst_dropped:
             self._check_room()
-        self._check_settled()
 
     def leave_acknowledged(self) -> None:
         """The hub answered our leave: it read every frame written before it, and nothing
@@ -260,7 +265,6 @@ class ResponseOutbox:
         self._journal.clear()
         self._unconfirmed = 0
         self._check_room()
-        self._check_settled()
 
     def refused(self, response_ref: str) -> bool:
         """The hub answered a response with an error ("unmatched topic"): keep it for the
@@ -305,6 +309,7 @@ class ResponseOutbox:
     def connection_lost(self) -> None:
         """The connection dropped: what it may not have delivered is written again later."""
         self._heartbeat = None
+        self._resume_reading()
         self._keep_batch()
         if not self._journal:
             return
@@ -332,18 +337,34 @@ class ResponseOutbox:
         self._holding_logged = False
         self._flush()
 
+    def close(self) -> None:
+        """The client stops: release the alarm (an answer made later sets it up again)."""
+        self._alarm.close()
+        self._alarm_at = INFINITY
+
     # ------------------------------------------------------------------ internals
 
-    def _schedule_flush(self, at: float, now: float) -> None:
-        """Flush at clock time `at` (0.0: at the end of this loop iteration), instead of
-        when the scheduled flush, if any, would have."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-        self._flush_at = at
-        if at:
-            self._flush_handle = self._clock.call_later(at - now, self._flush)
+    def _set_alarm(self) -> None:
+        """Set the alarm for the sooner of the next held answer's time and the end of the
+        pause, or call it off when neither is ahead."""
+        at = min(self._next_due, self._resume_at)
+        if at == self._alarm_at:
+            return
+        self._alarm_at = at
+        if at == INFINITY:
+            self._alarm.cancel()
         else:
-            self._flush_handle = self._clock.call_soon(self._flush)
+            self._alarm.set(at)
+
+    def _wake(self) -> None:
+        """The alarm: reading resumes at its boundary; the answers whose time has come leave."""
+        self._alarm_at = INFINITY
+        now = self._clock.time()
+        if now >= self._resume_at:
+            self._resume_reading()
+        if now + DUE_SLACK >= self._next_due:
+            self._flush()
+        self._set_alarm()
 
     def _pause_reading(self, now: float) -> None:
         """Leave what the hub sends in the socket until the next quantum boundary."""
@@ -352,21 +373,21 @@ class ResponseOutbox:
             return
         wire.pause_reading()
         self._paused = wire
-        boundary = (math.floor(now / HOLD_QUANTUM) + 1) * HOLD_QUANTUM
-        self._clock.call_later(boundary - now, self._resume_reading)
+        self._resume_at = (math.floor(now / HOLD_QUANTUM) + 1) * HOLD_QUANTUM
+        self._set_alarm()
 
     def _resume_reading(self) -> None:
         wire, self._paused = self._paused, None
+        self._resume_at = INFINITY
         if wire is not None:
             wire.resume_reading()
 
     def _flush(self) -> None:
         """Write the kept responses, then the batch's frames whose time has come, in one
         write."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()  # when called directly (joined, the hub reads again)
-            self._flush_handle = None
-        self._flush_at = None
+        if self._soon is not None:
+            self._soon.cancel()  # when called directly (joined, the hub reads again)
+            self._soon = None
         wire = self._socket.wire
         if wire is None or not self._channel.joined:
             self._keep_batch()
@@ -380,11 +401,10 @@ class ResponseOutbox:
                     len(self._kept),
                 )
             return
-        batch = self._due_frames() if self._batch_held else self._take_batch()
+        batch = self._take_batch() if self._next_due == INFINITY else self._due_frames()
         if self._kept:
             batch = self._kept_frames() + batch
         if not batch:
-            self._check_settled()
             return
         wire.send_frames(batch)
         self._written += len(batch)
@@ -402,8 +422,8 @@ class ResponseOutbox:
         return batch
 
     def _due_frames(self) -> list[bytes]:
-        """The batched frames whose time has come; the flush comes back for the others."""
-        now = self._clock.time()
+        """The batched frames whose time has come; the alarm comes back for the others."""
+        now = self._clock.time() + DUE_SLACK
         due: list[bytes] = []
         waiting: list[bytes] = []
         waiting_due: list[float] = []
@@ -414,9 +434,8 @@ class ResponseOutbox:
                 waiting.append(frame)
                 waiting_due.append(at)
         self._batch, self._batch_due = waiting, waiting_due
-        self._batch_held = bool(waiting)
-        if waiting:
-            self._schedule_flush(min(waiting_due), now)
+        self._next_due = min(waiting_due, default=INFINITY)
+        self._set_alarm()
         return due
 
     def _kept_frames(self) -> list[bytes]:
@@ -455,7 +474,8 @@ class ResponseOutbox:
         kept = [(_exact(frame), now) for frame in self._batch]
         self._kept.extend(kept)
         self._bytes += sum(len(frame) for frame, _ in kept)
-        self._batch, self._batch_due, self._batch_held = [], [], False
+        self._batch, self._batch_due, self._next_due = [], [], INFINITY
+        self._set_alarm()
         self._trim()
 
     def _decode(self, frame: bytes) -> Message:
@@ -522,10 +542,6 @@ class ResponseOutbox:
                 self._burst_dropped,
             )
             self._burst_dropped = 0
-
-    def _check_settled(self) -> None:
-        if self.on_settled is not None and self.settled:
-            self.on_settled()
 
     def _unencodable(self, response_ref: str) -> dict[str, Any]:
         error_id, fallback = self._errors.internal_error()

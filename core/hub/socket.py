@@ -102,7 +102,6 @@ class PhoenixSocket:
         self._last_heartbeat = float("-inf")
         self._heartbeat_due = float("inf")
         self._probe_wanted = False
-        self.heartbeats_sent = 0
 
     # ------------------------------------------------------------------ channels and writes
 
@@ -237,7 +236,6 @@ class PhoenixSocket:
         ref = self.make_ref()
         self._pending_heartbeat = ref
         self._last_heartbeat = self.clock.time()
-        self.heartbeats_sent += 1
         if self.outbox is not None:
             self.outbox.heartbeat_sent(ref)
         self._heartbeat_deadline = self.clock.call_later(

@@ -1,9 +1,9 @@
 """Time for the sans-I/O hub link: an injected clock, and a retry timer on a back-off schedule.
 
 The channel and the socket never sleep and never read the time themselves: they are handed a
-`Clock`. In the service that is the asyncio event loop (``loop.time``, ``loop.call_later``,
-``loop.call_soon``); in tests it is a fake clock that a test advances by hand, so join
-timeouts, the rejoin schedule and dead-link detection run in microseconds.
+`Clock`. In the service that is the running asyncio event loop
+(`core.hub.loop_clock.RunningLoopClock`); in tests it is a fake clock that a test advances by
+hand, so join timeouts, the rejoin schedule and dead-link detection run in microseconds.
 """
 
 from __future__ import annotations
@@ -21,8 +21,23 @@ class Cancellable(Protocol):
         """Call it off; cancelling twice, or after it ran, does nothing."""
 
 
+class Alarm(Protocol):
+    """One re-armable timer that calls its callback at a clock time, to within far less than
+    a millisecond: asyncio's own timers wait in whole milliseconds (the epoll selector rounds
+    its timeout up), which is too coarse for an answer held a millisecond or two."""
+
+    def set(self, when: float) -> None:
+        """Call the callback once, at clock time `when` (replaces any earlier setting)."""
+
+    def cancel(self) -> None:
+        """Call off the pending call, if any."""
+
+    def close(self) -> None:
+        """Call off the pending call and release what the alarm holds; `set` may follow."""
+
+
 class Clock(Protocol):
-    """The three things the hub link needs from time; an asyncio event loop is one."""
+    """What the hub link needs from time."""
 
     def time(self) -> float:
         """Seconds on a monotonic clock."""
@@ -34,6 +49,10 @@ class Clock(Protocol):
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> Cancellable:
         """Call ``callback(*args)`` after the work already queued (end of this iteration)."""
+        ...
+
+    def alarm(self, callback: Callable[[], object]) -> Alarm:
+        """A new `Alarm` that calls `callback`."""
         ...
 
 

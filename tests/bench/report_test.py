@@ -7,6 +7,7 @@ import contextlib
 import cProfile
 import io
 import json
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -54,6 +55,22 @@ SUMMARY_KEYS = [
             "rss_mib_after_load",
         )
     ),
+    # Latency and CPU at every level in flight; those at 1 and 64 are above already, but
+    # not for the framework with no floor.
+    *(
+        f"{prefix}_{name}_{level}"
+        for prefix in ("framework", "framework_no_floor", "baseline")
+        for level in (1, 2, 4, 64)
+        for name in ("p50_ms", "p99_ms", "cpu_us_per_req")
+        if prefix == "framework_no_floor" or level in (2, 4)
+    ),
+    "floor_ms",
+    "one_p50_over_floor_ms",
+    "one_p50_pass",
+    "one_cpu_ratio",
+    "one_cpu_pass",
+    "one_no_floor_p50_ratio",
+    "one_no_floor_p50_pass",
     "side_by_side_framework_cpu_us",
     "side_by_side_baseline_cpu_us",
     "side_by_side_ratios",
@@ -64,6 +81,7 @@ SUMMARY_KEYS = [
     "cpu_ratio",
     "cpu_ratio_target",
     "cpu_ratio_pass",
+    "cpu_ratio_313_pass",
     "sleep_200_wall_s",
     "sleep_200_rounds_s",
     "sleep_200_target_s",
@@ -84,9 +102,12 @@ SUMMARY_KEYS = [
 # The table's rows, in order.
 TABLE_LABELS = [
     "CPU per request, side by side, 64 each (us)",
+    "  on Python 3.13 and later",
+    "p50 latency, 1 in flight, over the 2 ms floor (ms)",
+    "CPU per request, alone, 1 in flight (us)",
+    "p50 latency, 1 in flight, no floor (ms)",
     "CPU per request, alone, 64 in flight (us)",
     "  of which system (us)",
-    "CPU per request, alone, 1 in flight (us)",
     "requests/s, 1 in flight",
     "p50 latency, 1 in flight (ms)",
     "p99 latency, 1 in flight (ms)",
@@ -123,11 +144,30 @@ def load(in_flight: int, cpu_us: float, latency_ms: float, requests: int = 1000)
     )
 
 
-def results(side_by_side: list[tuple[float, float]]) -> Results:
-    """A full run's figures with the given side-by-side rounds."""
+def levels(one: Load, many: Load, latency_ms: float = 1.0) -> dict[int, Load]:
+    """Figures at 1, 2, 4 and 64 in flight: `one` and `many` at the ends."""
+    return {1: one, 2: load(2, 100.0, latency_ms), 4: load(4, 90.0, latency_ms), 64: many}
+
+
+def results(
+    side_by_side: list[tuple[float, float]],
+    *,
+    one_ms: float = 2.25,
+    one_cpu_us: float = 120.0,
+    no_floor_ms: float = 0.4,
+) -> Results:
+    """A full run's figures with the given side-by-side rounds (and, at 1 in flight, the
+    framework's p50 and CPU, and its p50 with no floor)."""
     return Results(
-        framework=ConsumerFigures(0.61234567, load(1, 120.0, 0.25), load(64, 40.0, 5.0), 64 * MIB),
-        baseline=ConsumerFigures(0.1, load(1, 150.0, 0.3), load(64, 50.0, 6.0), 25 * MIB),
+        framework=ConsumerFigures(
+            0.61234567,
+            levels(load(1, one_cpu_us, one_ms), load(64, 40.0, 5.0)),
+            64 * MIB,
+        ),
+        framework_no_floor=ConsumerFigures(
+            0.6, levels(load(1, 110.0, no_floor_ms), load(64, 41.0, 4.0)), 64 * MIB
+        ),
+        baseline=ConsumerFigures(0.1, levels(load(1, 150.0, 0.3), load(64, 50.0, 6.0)), 25 * MIB),
         sleep_rounds=[0.25, 0.22, 0.23],
         side_by_side=side_by_side,
         framework_log_lines=912,
@@ -191,6 +231,33 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(data["side_by_side_ratio_baseline_first"], 1.15)
         self.assertEqual(data["side_by_side_ratio"], 1.0)
 
+    def test_one_in_flight_is_judged_against_the_floor_and_the_baseline(self) -> None:
+        data = summary(results([(38.0, 50.0)]), requests=1000, quick=False)
+        self.assertEqual(data["floor_ms"], 2.0)
+        self.assertEqual(data["one_p50_over_floor_ms"], 0.25)
+        self.assertIs(data["one_p50_pass"], True)
+        self.assertEqual(data["one_cpu_ratio"], 0.8)  # 120 us against the baseline's 150
+        self.assertIs(data["one_cpu_pass"], True)
+        self.assertEqual(data["one_no_floor_p50_ratio"], 1.3333)  # 0.4 ms against 0.3
+        self.assertIs(data["one_no_floor_p50_pass"], True)
+        self.assertEqual(data["framework_no_floor_p50_ms_64"], 4.0)
+        self.assertEqual(data["baseline_cpu_us_per_req_4"], 90.0)
+        slow = summary(
+            results([(38.0, 50.0)], one_ms=2.6, one_cpu_us=230.0, no_floor_ms=0.5),
+            requests=1000,
+            quick=False,
+        )
+        self.assertIs(slow["one_p50_pass"], False)  # 0.6 ms over the floor
+        self.assertIs(slow["one_cpu_pass"], False)  # 1.53 times the baseline's
+        self.assertIs(slow["one_no_floor_p50_pass"], False)  # 1.67 times
+
+    def test_the_313_cpu_target_is_judged_on_313_only(self) -> None:
+        data = summary(results([(36.0, 50.0)]), requests=1000, quick=False)
+        if sys.version_info >= (3, 13):
+            self.assertIs(data["cpu_ratio_313_pass"], False)  # 0.72
+        else:
+            self.assertIsNone(data["cpu_ratio_313_pass"])
+
     def test_no_side_by_side_ratio_fails_the_target(self) -> None:
         data = summary(results([(45.0, 0.0)]), requests=10, quick=True)
         self.assertEqual(data["side_by_side_ratios"], [])
@@ -217,7 +284,7 @@ class TableTest(unittest.TestCase):
         self.assertEqual(lines[1], cpu_source())
         self.assertIn("(912 lines)", lines[4])
         blank = [number for number, line in enumerate(lines) if not line]
-        self.assertEqual(len(blank), 2)
+        self.assertEqual(len(blank), 3)
         header, *rows = lines[blank[0] + 1 : blank[1]]
         self.assertEqual(header.split(), ["framework", "baseline", "ratio", "target"])
         self.assertEqual(len(rows), len(TABLE_LABELS))
@@ -227,9 +294,21 @@ class TableTest(unittest.TestCase):
         self.assertEqual({len(line) for line in [header, *rows]}, {len(header)})
         first = rows[0].split()
         self.assertEqual(first[-6:], ["46.0", "40.0", "1.05", "<=", "0.80", "FAIL"])
-        self.assertEqual(rows[14].split()[-4:], ["0.230", "<=", "0.30", "PASS"])
-        self.assertEqual(rows[4].split()[-3:], ["1,000", "1,000", "1.00"])
-        footer = lines[blank[1] + 1 :]
+        self.assertEqual(rows[17].split()[-4:], ["0.230", "<=", "0.30", "PASS"])
+        self.assertEqual(rows[7].split()[-3:], ["1,000", "1,000", "1.00"])
+        self.assertEqual(rows[2].split()[-4:], ["0.25", "<=", "0.50", "PASS"])
+        self.assertEqual(rows[3].split()[-6:], ["120.0", "150.0", "0.80", "<=", "1.50", "PASS"])
+        self.assertEqual(rows[4].split()[-6:], ["0.40", "0.30", "1.33", "<=", "1.50", "PASS"])
+        # Latency and CPU at each level in flight, for the three consumers.
+        title, levels_header, *level_rows = lines[blank[1] + 1 : blank[2]]
+        self.assertTrue(title.startswith("Each consumer alone: latency (ms)"))
+        self.assertEqual(levels_header.split()[:5], ["in", "flight", "framework", "(floor", "2"])
+        self.assertEqual([row.split()[0] for row in level_rows], ["1", "2", "4", "64"])
+        self.assertEqual(
+            level_rows[0].split()[1:],
+            ["2.25", "2.25", "120.0", "0.40", "0.40", "110.0", "0.30", "0.30", "150.0"],
+        )
+        footer = lines[blank[2] + 1 :]
         self.assertEqual(
             footer[0],
             "Sleep rounds (s): 0.250, 0.220, 0.230; the median is compared with the target.",

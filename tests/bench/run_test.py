@@ -96,7 +96,7 @@ class BenchSmokeTest(unittest.TestCase):
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
         )
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         last_line = result.stdout.strip().splitlines()[-1]

@@ -32,14 +32,8 @@ class OutboxTestCase(unittest.TestCase):
         )
         self.outbox = ResponseOutbox(self.socket, self.channel, max_age=30.0, limit=100)
         self.socket.outbox = self.outbox
-        self.settled = 0
-        self.outbox.on_settled = self._count_settled
         self.channel.join()
         self.connect_and_join()
-        self.settled = 0
-
-    def _count_settled(self) -> None:
-        self.settled += 1
 
     def connect_and_join(self) -> str:
         self.wire = FakeWire(self.serializer)
@@ -89,17 +83,52 @@ class BatchTest(OutboxTestCase):
 
 
 class MinimumDelayTest(OutboxTestCase):
-    def test_a_quick_answer_waits_until_its_request_is_a_millisecond_old(self) -> None:
-        self.outbox.min_delay = 0.001
+    def test_a_quick_answer_leaves_at_its_own_time_not_at_a_millisecond_boundary(self) -> None:
+        self.outbox.min_delay = 0.002
+        self.clock.advance(0.0003)  # 0.3 ms past a quantum boundary
         self.outbox.send("slow", ok(1), age=0.5)  # its request arrived long ago: at once
-        self.outbox.send("quick", ok(2), age=0.0004)  # 0.6 ms to go
+        self.outbox.send("quick", ok(2), age=0.0004)  # 1.6 ms to go
         self.clock.run_ready()
         self.assertEqual([m.ref for m in self.responses()], ["slow"])
         self.assertFalse(self.outbox.settled)
-        self.clock.advance(0.00059)
+        self.clock.advance(0.0016 - 1e-5)
         self.assertEqual([m.ref for m in self.responses()], ["slow"], "not before its time")
-        self.clock.advance(HOLD_QUANTUM)
+        self.clock.advance(2e-5)
         self.assertEqual([m.ref for m in self.responses()], ["slow", "quick"])
+
+    def test_a_lone_held_answer_takes_one_alarm_and_one_wake_up(self) -> None:
+        self.outbox.min_delay = 0.002
+        self.clock.advance(0.0003)
+        alarm = self.outbox._alarm  # the FakeAlarm the outbox asked the clock for
+        self.outbox.send("only", ok(1), age=0.0001)
+        self.clock.run_ready()
+        self.assertAlmostEqual(self.clock.pending()[0], 0.0019, 9, "the alarm, at its own time")
+        self.assertEqual(self.clock.scheduled(self.outbox._wake), 1)
+        self.clock.advance(0.0019 + 1e-9)
+        self.assertEqual([m.ref for m in self.responses()], ["only"])
+        self.assertEqual(alarm.settings, 1, "set once, never moved")
+        self.assertEqual(self.clock.scheduled(self.outbox._wake), 0, "no second wake-up")
+        self.assertEqual(self.wire.pauses, 0)
+        self.assertFalse(self.outbox.holding)
+
+    def test_an_answer_whose_action_took_longer_than_the_floor_leaves_at_once(self) -> None:
+        self.outbox.min_delay = 0.002
+        self.outbox.send("late", ok(1), age=0.0021)
+        self.assertEqual(self.clock.scheduled(self.outbox._wake), 0, "no alarm")
+        self.clock.run_ready()
+        self.assertEqual([m.ref for m in self.responses()], ["late"])
+        self.assertEqual(self.outbox._alarm.settings, 0)
+
+    def test_answers_one_at_a_time_each_leave_at_their_own_time(self) -> None:
+        self.outbox.min_delay = 0.002
+        for index in range(10):  # a request every 2.37 ms, answered 0.1 ms after it arrived
+            self.clock.advance(0.0001)
+            sent = self.clock.now
+            self.outbox.send(str(index), ok(index), age=0.0001)
+            self.clock.advance(0.0019)
+            self.assertEqual(len(self.responses()), index + 1, f"{index} at {sent + 0.0019}")
+            self.clock.advance(0.00037)
+        self.assertEqual(self.wire.pauses, 0)
 
     def test_under_steady_load_held_answers_leave_within_a_millisecond_more(self) -> None:
         self.outbox.min_delay = 0.001
@@ -115,31 +144,31 @@ class MinimumDelayTest(OutboxTestCase):
         self.assertEqual(len(self.responses()), 20)
         self.assertLess(len(self.wire.writes), 20, "held answers leave together")
 
-    def test_one_flush_is_scheduled_for_the_held_answers_however_many_iterations_add_to_them(
+    def test_one_alarm_is_set_for_the_held_answers_however_many_iterations_add_to_them(
         self,
     ) -> None:
         self.outbox.min_delay = 0.002
-        flush = self.outbox._flush  # the timer the outbox schedules for itself
+        wake = self.outbox._wake  # the alarm's callback
         for index in range(8):  # four loop iterations, two quick answers in each
             self.outbox.send(f"q{index}", ok(index), age=0.0)
             if index % 2:
                 self.clock.advance(0.0001)
-            self.assertEqual(self.clock.scheduled(flush), 1)
+            self.assertEqual(self.clock.scheduled(wake), 1)
         self.assertEqual(self.responses(), [])
-        # An answer whose request is old enough moves the flush to the end of the iteration:
-        # it leaves alone, and one flush stays scheduled for the held ones.
+        # An answer whose request is old enough leaves at the end of the iteration, alone;
+        # the alarm stays set for the held ones.
         self.outbox.send("old", ok(0), age=1.0)
         self.assertEqual(self.clock.pending()[0], 0.0)
         self.clock.run_ready()
         self.assertEqual([m.ref for m in self.responses()], ["old"])
-        self.assertEqual(self.clock.scheduled(flush), 1)
+        self.assertEqual(self.clock.scheduled(wake), 1)
         writes = len(self.wire.writes)
         self.clock.advance(0.003)
         self.assertEqual(
             [m.ref for m in self.responses()], ["old"] + [f"q{index}" for index in range(8)]
         )
         self.assertLessEqual(len(self.wire.writes) - writes, 2, "one write per millisecond")
-        self.assertEqual(self.clock.scheduled(flush), 0)
+        self.assertEqual(self.clock.scheduled(wake), 0)
 
     def test_held_answers_are_kept_when_the_channel_is_lost(self) -> None:
         self.outbox.min_delay = 0.001
@@ -147,6 +176,7 @@ class MinimumDelayTest(OutboxTestCase):
         self.clock.run_ready()
         self.socket.connection_lost()
         self.assertEqual(self.outbox.kept, 1)
+        self.assertEqual(self.clock.scheduled(self.outbox._wake), 0, "the alarm is called off")
         self.connect_and_join()
         self.assertEqual([m.ref for m in self.responses()], ["held"])
 
@@ -176,11 +206,17 @@ class ReadPacingTest(OutboxTestCase):
         self.assertFalse(self.wire.reading, "0.1 ms before the boundary")
         self.clock.advance(0.0001)
         self.assertTrue(self.wire.reading)
-        # The answers still leave at the first boundary 2 ms after their requests.
-        self.clock.advance(0.0019)
-        self.assertEqual(self.responses(), [], "0.1 ms before that boundary")
-        self.clock.advance(0.00015)
+        # The first leaves at its own time, 2 ms after its request; the two that overlapped
+        # it at the first boundary after theirs.
+        self.clock.advance(0.0013 - 1e-5)
+        self.assertEqual(self.responses(), [], "just before the first one's time")
+        self.clock.advance(1e-5 + 1e-9)
+        self.assertEqual([m.ref for m in self.responses()], ["a"])
+        self.clock.advance(0.0006)
+        self.assertEqual([m.ref for m in self.responses()], ["a"], "0.1 ms before the boundary")
+        self.clock.advance(0.0001 + 1e-9)  # the boundary, whatever the sum's rounding
         self.assertEqual([m.ref for m in self.responses()], ["a", "b", "c"])
+        self.assertEqual(len(self.wire.writes[-1]), 2, "the overlapping ones in one write")
 
     def test_under_steady_load_reading_and_writing_share_one_wake_up_a_quantum(self) -> None:
         # The hub has three requests waiting whenever the replica reads; it reads as soon as
@@ -207,7 +243,9 @@ class ReadPacingTest(OutboxTestCase):
                     written_at.setdefault(message.ref or "", self.clock.now)
         self.assertEqual(len(resumed), 20, "reading resumed once per millisecond")
         self.assertGreaterEqual(len(writes), 17)
-        self.assertLessEqual(set(writes), set(resumed), "each write shared a wake-up")
+        # The first answer left at its own time; every later write shared a wake-up with
+        # the reading.
+        self.assertLessEqual(set(writes[1:]), set(resumed), "each write shared a wake-up")
         for ref, at in written_at.items():
             self.assertGreaterEqual(at - sent_at[ref], 0.002 - 1e-9, ref)
             self.assertLess(at - sent_at[ref], 0.003 + step, ref)
@@ -220,15 +258,14 @@ class ReadPacingTest(OutboxTestCase):
         self.assertEqual(len(self.responses()), 5)
         self.assertEqual(self.wire.pauses, 0)
 
-    def test_a_pause_ends_on_its_own_wire_when_the_connection_drops(self) -> None:
+    def test_a_pause_ends_when_the_connection_drops(self) -> None:
         self.outbox.send("a", ok(1), age=0.0)
         self.outbox.send("b", ok(2), age=0.0)
         old = self.wire
         self.socket.connection_lost()
+        self.assertTrue(old.reading)
         self.connect_and_join()
         self.assertTrue(self.wire.reading, "a new connection reads")
-        self.clock.advance(HOLD_QUANTUM)
-        self.assertTrue(old.reading)
         # The new connection is paced in turn.
         self.outbox.send("c", ok(3), age=0.0)
         self.outbox.send("d", ok(4), age=0.0)
@@ -247,12 +284,11 @@ class ConfirmationTest(OutboxTestCase):
         self.clock.run_ready()
         self.reply("phoenix", probe.ref)
         self.assertEqual(self.outbox.unconfirmed, 1)
-        self.assertEqual(self.settled, 0)
+        self.assertFalse(self.outbox.settled)
         self.clock.advance(0.05)
         self.answer_heartbeat()
         self.assertEqual(self.outbox.unconfirmed, 0)
         self.assertTrue(self.outbox.settled)
-        self.assertEqual(self.settled, 1)
 
     def test_probes_follow_batches_at_most_every_50_ms(self) -> None:
         answered: set[str | None] = set()
