@@ -142,3 +142,32 @@ class FakeWire:
     def last(self, event: str) -> Message:
         """The last message written with `event`."""
         return next(m for m in reversed(self.sent) if m.event == event)
+
+
+class LinkEvents:
+    """A `core.hub.socket.LinkListener` for tests: records what the socket reported, and hands
+    each report on to `outbox` once a test has set one (as the client hands them to its own)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None]] = []
+        self.outbox: Any = None
+
+    def heartbeat_sent(self, ref: str) -> None:
+        self.events.append(("heartbeat_sent", ref))
+        if self.outbox is not None:
+            self.outbox.heartbeat_sent(ref)
+
+    def heartbeat_answered(self, ref: str) -> None:
+        self.events.append(("heartbeat_answered", ref))
+        if self.outbox is not None:
+            self.outbox.heartbeat_answered(ref)
+
+    def link_lost(self) -> None:
+        self.events.append(("link_lost", None))
+        if self.outbox is not None:
+            self.outbox.connection_lost()
+
+    def link_writable(self) -> None:
+        self.events.append(("link_writable", None))
+        if self.outbox is not None:
+            self.outbox.writing_resumed()

@@ -154,6 +154,7 @@ class PlugboardClient:
         self._socket = PhoenixSocket(
             self._clock,
             self.serializer,
+            self,
             heartbeat_interval=settings.heartbeat_interval_seconds,
         )
         self._channel = self._socket.channel(
@@ -172,7 +173,6 @@ class PlugboardClient:
             min_delay=settings.response_min_delay_seconds,
             errors=errors,
         )
-        self._socket.outbox = self.outbox
         # TransportHandler: every text message goes straight to the socket.
         self.frame_received = self._socket.frame_received
         self.websocket: HubTransport | None = None
@@ -381,6 +381,24 @@ class PlugboardClient:
     def writing_resumed(self) -> None:
         """The hub reads again."""
         self._socket.writing_resumed()
+
+    # LinkListener: what the socket reports of the link is the outbox's to act on.
+
+    def heartbeat_sent(self, ref: str) -> None:
+        """A heartbeat left: the outbox's batches written before it await its reply."""
+        self.outbox.heartbeat_sent(ref)
+
+    def heartbeat_answered(self, ref: str) -> None:
+        """A heartbeat's reply: the outbox's batches written before it are confirmed."""
+        self.outbox.heartbeat_answered(ref)
+
+    def link_lost(self) -> None:
+        """The connection is gone: the outbox keeps what it may not have delivered."""
+        self.outbox.connection_lost()
+
+    def link_writable(self) -> None:
+        """The hub reads again: the outbox writes what it held back."""
+        self.outbox.writing_resumed()
 
     def connection_closed(self, transport: HubTransport) -> None:
         """The connection is gone: say why, and let the socket start over."""

@@ -13,7 +13,10 @@ when a connection opens and closes; the socket writes through the `Wire` it was 
   the link dead (``Wire.abort``) when a heartbeat has no reply within that interval;
 - probes with an early heartbeat, at most every `probe_interval` seconds, when the response
   outbox asks: the hub handles one socket's frames in order, so the reply proves that every
-  frame written before that heartbeat reached it (`core.hub.outbox` counts on this).
+  frame written before that heartbeat reached it (`core.hub.outbox` counts on this);
+- tells its `LinkListener`, given at construction, what happened to the link: a heartbeat
+  sent and answered, the connection lost, the hub reading again. It knows nothing of who
+  listens (the client hands these on to the outbox).
 
 It lives as long as the client: connections come and go underneath it.
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from core.hub.backoff import Backoff
 from core.hub.channel import Channel, ChannelListener
@@ -37,9 +40,6 @@ from core.hub.phoenix import (
 )
 from core.hub.timers import Cancellable, Clock
 from core.log import RateLimitedLog, truncate
-
-if TYPE_CHECKING:
-    from core.hub.outbox import ResponseOutbox
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,22 @@ class Wire(Protocol):
         ...
 
 
+class LinkListener(Protocol):
+    """What happens to the link, as the socket reports it."""
+
+    def heartbeat_sent(self, ref: str) -> None:
+        """A heartbeat with `ref` was written: every frame written before it precedes it."""
+
+    def heartbeat_answered(self, ref: str) -> None:
+        """The hub replied to heartbeat `ref`: it has read every frame written before it."""
+
+    def link_lost(self) -> None:
+        """The connection closed (after the channels were told)."""
+
+    def link_writable(self) -> None:
+        """The hub reads again: writes held back may go."""
+
+
 class PhoenixSocket:
     """See the module's docstring."""
 
@@ -79,6 +95,7 @@ class PhoenixSocket:
         self,
         clock: Clock,
         serializer: Serializer,
+        listener: LinkListener,
         *,
         heartbeat_interval: float = 30.0,
         probe_interval: float = PROBE_INTERVAL,
@@ -87,7 +104,7 @@ class PhoenixSocket:
         self.serializer = serializer
         self.heartbeat_interval = heartbeat_interval
         self.probe_interval = probe_interval
-        self.outbox: ResponseOutbox | None = None
+        self._listener = listener
         self._refs = RefCounter()
         self._wire: Wire | None = None
         self._channels: dict[str, Channel] = {}
@@ -157,20 +174,18 @@ class PhoenixSocket:
             channel.connection_opened()
 
     def connection_lost(self) -> None:
-        """The connection closed: stop the heartbeat; channels and outbox start over."""
+        """The connection closed: stop the heartbeat; the channels and the listener start over."""
         if self._wire is None:
             return
         self._wire = None
         self._stop_heartbeat()
         for channel in list(self._channels.values()):
             channel.connection_lost()
-        if self.outbox is not None:
-            self.outbox.connection_lost()
+        self._listener.link_lost()
 
     def writing_resumed(self) -> None:
-        """The hub reads again: let the outbox write what it held back."""
-        if self.outbox is not None:
-            self.outbox.writing_resumed()
+        """The hub reads again: let the listener write what it held back."""
+        self._listener.link_writable()
 
     def frame_received(self, frame: str | bytes) -> None:
         """Decode one frame and route it; a frame that does not decode is logged, not fatal."""
@@ -236,8 +251,7 @@ class PhoenixSocket:
         ref = self.make_ref()
         self._pending_heartbeat = ref
         self._last_heartbeat = self.clock.time()
-        if self.outbox is not None:
-            self.outbox.heartbeat_sent(ref)
+        self._listener.heartbeat_sent(ref)
         self._heartbeat_deadline = self.clock.call_later(
             self.heartbeat_interval, self._heartbeat_timed_out, ref
         )
@@ -251,8 +265,7 @@ class PhoenixSocket:
         if self._heartbeat_deadline is not None:
             self._heartbeat_deadline.cancel()
             self._heartbeat_deadline = None
-        if self.outbox is not None:
-            self.outbox.heartbeat_answered(ref)
+        self._listener.heartbeat_answered(ref)
         if self._probe_wanted:
             self.probe()
         else:

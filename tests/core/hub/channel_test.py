@@ -9,7 +9,7 @@ from core.hub.backoff import HEALTHY_AFTER_SECONDS, REJOIN_DELAYS, Backoff
 from core.hub.channel import State
 from core.hub.phoenix import Message, V2Serializer
 from core.hub.socket import PhoenixSocket
-from tests.fakes import FakeClock, FakeWire
+from tests.fakes import FakeClock, FakeWire, LinkEvents
 
 TOPIC = "service"
 
@@ -44,7 +44,9 @@ class ChannelTestCase(unittest.TestCase):
         self.clock = FakeClock()
         self.serializer = V2Serializer()
         # The heartbeat is far away in these tests: only the channel's own timers matter.
-        self.socket = PhoenixSocket(self.clock, self.serializer, heartbeat_interval=3600)
+        self.socket = PhoenixSocket(
+            self.clock, self.serializer, LinkEvents(), heartbeat_interval=3600
+        )
         self.listener = Listener()
         self.channel = self.socket.channel(
             TOPIC,

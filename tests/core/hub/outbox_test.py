@@ -15,7 +15,7 @@ from core.hub.outbox import HOLD_QUANTUM, ResponseOutbox
 from core.hub.phoenix import Message, V2Serializer
 from core.hub.socket import PhoenixSocket
 from tests.core.hub.channel_test import Listener
-from tests.fakes import FakeClock, FakeWire
+from tests.fakes import FakeClock, FakeWire, LinkEvents
 
 
 def ok(value: Any) -> dict[str, Any]:
@@ -26,12 +26,13 @@ class OutboxTestCase(unittest.TestCase):
     def setUp(self) -> None:
         self.clock = FakeClock()
         self.serializer = V2Serializer()
-        self.socket = PhoenixSocket(self.clock, self.serializer, heartbeat_interval=30.0)
+        self.link = LinkEvents()
+        self.socket = PhoenixSocket(self.clock, self.serializer, self.link, heartbeat_interval=30.0)
         self.channel = self.socket.channel(
             "service", Listener(), rejoin=Backoff(REJOIN_DELAYS, rand=lambda: 0.0)
         )
         self.outbox = ResponseOutbox(self.socket, self.channel, max_age=30.0, limit=100)
-        self.socket.outbox = self.outbox
+        self.link.outbox = self.outbox
         self.channel.join()
         self.connect_and_join()
 

@@ -9,15 +9,16 @@ from core.hub.phoenix import Message, V1Serializer
 from core.hub.socket import PhoenixSocket
 from core.json_codec import Salvaged
 from tests.core.hub.channel_test import Listener
-from tests.fakes import FakeClock, FakeWire
+from tests.fakes import FakeClock, FakeWire, LinkEvents
 
 
 class SocketTestCase(unittest.TestCase):
     def setUp(self) -> None:
         self.clock = FakeClock()
         self.serializer = V1Serializer()
+        self.link = LinkEvents()
         self.socket = PhoenixSocket(
-            self.clock, self.serializer, heartbeat_interval=30.0, probe_interval=0.05
+            self.clock, self.serializer, self.link, heartbeat_interval=30.0, probe_interval=0.05
         )
         self.wire = FakeWire(self.serializer)
         self.socket.connection_made(self.wire)
@@ -79,6 +80,23 @@ class HeartbeatTest(SocketTestCase):
         self.assertEqual(self.heartbeats(), [])
         self.assertIsNone(self.wire.aborted)
         self.assertEqual(self.clock.pending(), [])
+
+    def test_the_listener_hears_what_happens_to_the_link(self) -> None:
+        self.clock.advance(30.0)
+        (heartbeat,) = self.heartbeats()
+        self.answer(heartbeat.ref)
+        self.socket.writing_resumed()
+        self.socket.connection_lost()
+        self.socket.connection_lost()  # told once per connection
+        self.assertEqual(
+            self.link.events,
+            [
+                ("heartbeat_sent", heartbeat.ref),
+                ("heartbeat_answered", heartbeat.ref),
+                ("link_writable", None),
+                ("link_lost", None),
+            ],
+        )
 
 
 class RoutingTest(SocketTestCase):
