@@ -58,6 +58,7 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
         self._queue: list[tuple[float, int, FakeHandle]] = []
+        self.alarms: list[FakeAlarm] = []
         self._order = itertools.count()
 
     def time(self) -> float:
@@ -75,8 +76,10 @@ class FakeClock:
         return self.call_later(0.0, callback, *args)
 
     def alarm(self, callback: Callable[[], object]) -> FakeAlarm:
-        """An alarm on this clock."""
-        return FakeAlarm(self, callback)
+        """An alarm on this clock (`alarms` keeps every one made)."""
+        alarm = FakeAlarm(self, callback)
+        self.alarms.append(alarm)
+        return alarm
 
     def run_ready(self) -> None:
         """Run every call due now (and those they schedule for now)."""

@@ -32,17 +32,19 @@ so a heartbeat reply proves that every frame written before that heartbeat reach
    waiting for the answer, and drops an answer that arrives in between (Vera-Plugboard's
    PageController enqueues, then calls register_request); its caller then waits for a 408.
    The default (``RESPONSE_MIN_DELAY_SECONDS``) comes from how many answers the hub drops at
-   each floor (docs/performance.md). A held answer leaves at its own time, on an alarm
+   each floor (docs/performance.md). A lone held answer leaves at its own time, on an alarm
    precise to well under a millisecond (`core.hub.timers.Alarm`); one whose request is older
    than the floor already leaves at the end of the loop iteration.
-7. While more than one answer is held, they leave on `HOLD_QUANTUM` boundaries, and the hub's
-   socket is read at most once per quantum: holding a second answer pauses reading until
-   the next boundary. One wake-up then both reads what came in meanwhile and writes what is
-   due, where reading at once would cost a system call and a pass through the event loop per
-   request. A request that arrives during a pause waits for the boundary (at most one
-   quantum), and an answer held with others leaves up to one quantum after its own time. A
-   replica answering one request at a time never pauses nor waits for a boundary, nor does
-   one that holds nothing (``RESPONSE_MIN_DELAY_SECONDS=0``).
+7. While more than one answer is held, they all leave on `HOLD_QUANTUM` boundaries (the one
+   held alone until then included), and the hub's socket is read at most once per quantum:
+   holding a second answer pauses reading until the next boundary. One wake-up then both
+   reads what came in meanwhile and writes what is due, where reading at once, or waking
+   for each answer's own time, would cost a system call and a pass through the event loop
+   per request. Those wake-ups are asyncio's own timers: their millisecond granularity is
+   the quantum's anyway. A request that arrives during a pause waits for the boundary (at
+   most one quantum), and an answer held with others leaves up to one quantum after its own
+   time. A replica answering one request at a time never pauses nor waits for a boundary,
+   nor does one that holds nothing (``RESPONSE_MIN_DELAY_SECONDS=0``).
 """
 
 from __future__ import annotations
@@ -74,14 +76,21 @@ DUE_SLACK = 1e-6
 JOINED = State.JOINED
 INFINITY = float("inf")
 
-# A response kept for a later join: (its frame, encoded for an earlier join or none, when it
-# was made).
+# A response kept for a later join: (its frame as encoded, perhaps under an earlier join's
+# ref, which the next write replaces; when it was made).
 Kept = tuple[bytes, float]
 # A written batch awaiting a heartbeat reply: (responses written up to it, when, its frames
 # joined by SEPARATOR, how many).
 Written = tuple[int, float, bytes, int]
 # Between the frames of a journaled batch: a compact JSON text never holds a raw newline.
 SEPARATOR = b"\n"
+
+
+def _boundary(at: float) -> float:
+    """The first `HOLD_QUANTUM` boundary at or after clock time `at` (0.0, at once, stays).
+    A time within `DUE_SLACK` past a boundary is that boundary, so that a time made by this
+    function stays where it is when passed through it again, whatever its rounding."""
+    return math.ceil((at - DUE_SLACK) / HOLD_QUANTUM) * HOLD_QUANTUM if at else 0.0
 
 
 def _exact(frame: bytes) -> bytes:
@@ -126,6 +135,8 @@ class ResponseOutbox:
         # of those still in the future (`min_delay`; infinity when none is held).
         self._batch_due: list[float] = []
         self._next_due = INFINITY
+        # True from the moment a second answer is held until none is (point 7).
+        self._overlapping = False
         # The flush at the end of this loop iteration, if one is scheduled.
         self._soon: Cancellable | None = None
         # The wire whose reading is paused (point 7), and the boundary where it reads again.
@@ -135,6 +146,9 @@ class ResponseOutbox:
         # time it is set for (infinity when it is not set).
         self._alarm = self._clock.alarm(self._wake)
         self._alarm_at = INFINITY
+        # While reading is paused (answers overlap), the wake-up is asyncio's own timer
+        # instead (point 7).
+        self._pacer: Cancellable | None = None
         # Made while not joined, held while the hub does not read, or to be written again.
         self._kept: deque[Kept] = deque()
         self._resend_in_kept = 0
@@ -214,10 +228,16 @@ class ResponseOutbox:
                 due = now + hold
                 if self._next_due != INFINITY:
                     # Another answer is held already: requests come in faster than one at a
-                    # time, and the held answers leave together (point 7).
-                    due = math.ceil(due / HOLD_QUANTUM) * HOLD_QUANTUM
+                    # time, and the held answers leave together (point 7), the one held
+                    # alone so far included, so that they share a wake-up and a write.
+                    due = _boundary(due)
+                    if not self._overlapping:
+                        self._overlapping = True
+                        self._batch_due = [_boundary(at) for at in self._batch_due]
+                        self._next_due = min(at for at in self._batch_due if at)
                     if self._paused is None:
                         self._pause_reading(now)
+                    self._set_alarm()
                 self._batch_due.append(due)
                 if due < self._next_due:
                     self._next_due = due
@@ -339,26 +359,39 @@ class ResponseOutbox:
 
     def close(self) -> None:
         """The client stops: release the alarm (an answer made later sets it up again)."""
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
         self._alarm.close()
         self._alarm_at = INFINITY
 
     # ------------------------------------------------------------------ internals
 
     def _set_alarm(self) -> None:
-        """Set the alarm for the sooner of the next held answer's time and the end of the
-        pause, or call it off when neither is ahead."""
+        """Wake at the sooner of the next held answer's time and the end of the pause (on the
+        precise alarm for a lone answer, on asyncio's timer while answers overlap), or at neither
+        when neither is ahead."""
         at = min(self._next_due, self._resume_at)
-        if at == self._alarm_at:
+        paced = self._overlapping
+        if at == self._alarm_at and paced == (self._pacer is not None):
             return
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
+        elif self._alarm_at != INFINITY:
+            self._alarm.cancel()
         self._alarm_at = at
         if at == INFINITY:
-            self._alarm.cancel()
+            return
+        if paced:
+            self._pacer = self._clock.call_later(at - self._clock.time(), self._wake)
         else:
             self._alarm.set(at)
 
     def _wake(self) -> None:
         """The alarm: reading resumes at its boundary; the answers whose time has come leave."""
         self._alarm_at = INFINITY
+        self._pacer = None
         now = self._clock.time()
         if now >= self._resume_at:
             self._resume_reading()
@@ -435,6 +468,8 @@ class ResponseOutbox:
                 waiting_due.append(at)
         self._batch, self._batch_due = waiting, waiting_due
         self._next_due = min(waiting_due, default=INFINITY)
+        if not waiting:
+            self._overlapping = False
         self._set_alarm()
         return due
 
@@ -475,6 +510,7 @@ class ResponseOutbox:
         self._kept.extend(kept)
         self._bytes += sum(len(frame) for frame, _ in kept)
         self._batch, self._batch_due, self._next_due = [], [], INFINITY
+        self._overlapping = False
         self._set_alarm()
         self._trim()
 
