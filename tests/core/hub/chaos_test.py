@@ -133,7 +133,7 @@ class ChaosTest(unittest.IsolatedAsyncioTestCase):
         # within `HEALTHY_AFTER_SECONDS` of its join does not start the reconnect schedule
         # over, so under cuts every 1 to 3 s those gaps grow through the run: most calls are
         # still served, but not a fixed nine in ten.
-        self.assertGreater(outcome.statuses[200], outcome.calls * 0.8)
+        self.assertGreater(outcome.statuses[200], outcome.calls * 0.75)
 
 
 if __name__ == "__main__":
