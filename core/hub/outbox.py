@@ -237,11 +237,9 @@ class ResponseOutbox:
                         self._next_due = min(at for at in self._batch_due if at)
                     if self._paused is None:
                         self._pause_reading(now)
-                    self._set_alarm()
                 self._batch_due.append(due)
-                if due < self._next_due:
-                    self._next_due = due
-                    self._set_alarm()
+                self._next_due = min(self._next_due, due)
+                self._set_alarm()
             else:
                 self._batch_due.append(0.0)
                 if self._soon is None:
