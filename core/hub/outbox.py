@@ -195,11 +195,6 @@ class ResponseOutbox:
         return self._bytes
 
     @property
-    def holding(self) -> bool:
-        """True while an answer waits for its time (`min_delay`)."""
-        return self._next_due != INFINITY
-
-    @property
     def settled(self) -> bool:
         """True when every response made so far is proven read (or given up)."""
         return not self._kept and not self._batch and not self._journal
