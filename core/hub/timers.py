@@ -22,9 +22,10 @@ class Cancellable(Protocol):
 
 
 class Alarm(Protocol):
-    """One re-armable timer that calls its callback at a clock time, to within far less than
-    a millisecond: asyncio's own timers wait in whole milliseconds (the epoll selector rounds
-    its timeout up), which is too coarse for an answer held a millisecond or two."""
+    """One re-armable timer that calls its callback at a clock time, as precisely as the
+    platform allows: asyncio's own timers wait in whole milliseconds (the epoll selector rounds
+    its timeout up), which is coarse for an answer held a millisecond or two, so the service's
+    clock uses a timerfd where there is one (`core.hub.loop_clock`)."""
 
     def set(self, when: float) -> None:
         """Call the callback once, at clock time `when` (replaces any earlier setting)."""
