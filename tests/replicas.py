@@ -87,9 +87,18 @@ class Replica:
         if self._reader is not None:
             await self._reader
 
+    @property
+    def pid(self) -> int | None:
+        """The process id, once started."""
+        return self._process.pid if self._process is not None else None
+
     def log(self) -> str:
         """Every line so far."""
         return "\n".join(self.lines)
+
+    def story(self) -> str:
+        """Every line so far but the request lines: its connections, joins, leaves, drain."""
+        return "\n".join(line for line in self.lines if not REQUEST_LINE.search(line))
 
     def answered(self) -> Counter[int]:
         """The requests it logged so far, by the status code it answered (a running replica

@@ -172,6 +172,20 @@ class DeployUnderLoadTest(unittest.IsolatedAsyncioTestCase):
 
     # ------------------------------------------------------------------ the verdict
 
+    def lost_story(self, lost: list[str], answered_by: dict[str, str]) -> str:
+        """What to read when answers were lost: which replica answered each, and its log but
+        the request lines."""
+        by_pid = {str(replica.pid): replica for replica in self.replicas}
+        parts = ["answered by a replica, never delivered to its caller:"]
+        for ident in lost:
+            replica = by_pid.get(answered_by[ident])
+            name = replica.name if replica is not None else f"pid {answered_by[ident]}"
+            parts.append(f"{ident}, answered by {name}")
+        answering = [by_pid[answered_by[i]] for i in lost if answered_by[i] in by_pid]
+        for replica in {replica.name: replica for replica in answering}.values():
+            parts.append(f"--- {replica.name}, but its request lines:\n{replica.story()}")
+        return "\n".join(parts)
+
     def logged(self) -> Counter[int]:
         """The requests every replica logged, by the status it answered."""
         total: Counter[int] = Counter()
@@ -182,9 +196,10 @@ class DeployUnderLoadTest(unittest.IsolatedAsyncioTestCase):
     async def check(self, min_answered: int) -> None:
         statuses = self.statuses
         answered_file = self.workdir / "answered.txt"
-        answered = set(answered_file.read_text().split()) if answered_file.exists() else set()
-        lost = [ident for ident in self.timed_out if ident in answered]
-        self.assertEqual(lost, [], "answered by a replica, never delivered to its caller")
+        lines = answered_file.read_text().splitlines() if answered_file.exists() else []
+        answered_by = dict(line.split() for line in lines)  # ident: the pid that answered it
+        lost = [ident for ident in self.timed_out if ident in answered_by]
+        self.assertEqual(lost, [], self.lost_story(lost, answered_by))
         self.assertEqual(statuses[-1], 0, "a caller got another request's answer")
         self.assertEqual(set(statuses) - {200, 408}, set(), f"callers saw errors: {statuses}")
         # The replicas still running write their last request lines within milliseconds.
