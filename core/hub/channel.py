@@ -70,7 +70,8 @@ class ChannelListener(Protocol):
         try is `rejoin_in` s away (None: when a connection opens)."""
 
     def channel_left(self, acknowledged: bool) -> None:
-        """Our leave completed: the hub answered it (`acknowledged`), or it timed out."""
+        """Our leave completed: the hub answered it (`acknowledged`), or it timed out or the
+        hub's channel crashed first."""
 
     def channel_message(self, message: Message) -> None:
         """Any other message on the topic: the hub's domain events, and replies to our
@@ -208,7 +209,7 @@ class Channel:
         self.state = State.LEAVING
         push = Push(self, PHX_LEAVE, {}, self._leave_timeout)
         push.receive("ok", self._left).receive("error", self._left)
-        push.receive("timeout", self._leave_timed_out)
+        push.receive("timeout", self._left_unconfirmed)
         self._leave_push = push
         push.send(self.join_ref)
         return True
@@ -314,7 +315,12 @@ class Channel:
 
     def _hub_ended(self, event: str) -> None:
         if self.state is State.LEAVING:
-            self._left(None)
+            # A close ends the channel in its turn, after the frames written before our
+            # leave; a crash proves nothing of them.
+            if event == PHX_CLOSE:
+                self._left(None)
+            else:
+                self._left_unconfirmed(None)
             return
         was_joined = self.state is State.JOINED
         self._join_push.cancel()
@@ -341,7 +347,9 @@ class Channel:
         self._closed()
         self._listener.channel_left(acknowledged=True)
 
-    def _leave_timed_out(self, _: Any) -> None:
+    def _left_unconfirmed(self, _: Any) -> None:
+        """Out of the channel with no reply to our leave: it timed out, or the hub's channel
+        crashed before answering it."""
         if self.state is not State.LEAVING:
             return
         self._closed()

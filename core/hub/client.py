@@ -475,6 +475,8 @@ class PlugboardClient:
         self._joined.clear()
         if acknowledged:
             self.outbox.leave_acknowledged()
+        else:
+            self.outbox.leave_unacknowledged()
         self._left.set()
 
     def channel_message(self, message: Message) -> None:

@@ -14,7 +14,11 @@ so a heartbeat reply proves that every frame written before that heartbeat reach
    are older than the hub's request lifetime (30 s).
 4. A response the hub answers with "unmatched topic" (it arrived when the hub no longer had
    us joined: right after our leave, or after the hub's channel crashed) is kept and written
-   again after the next join too.
+   again after the next join too. So is every response still in the journal when the hub's
+   channel ends without our leave, or when our leave gets no reply: the hub's socket
+   answers heartbeats itself and hands responses on to the channel's process, so a
+   heartbeat reply does not prove that a channel which then crashed, or was closed by our
+   next join on the same socket, had handled the responses queued for it.
 5. While the hub does not read (the write buffer is over its high mark) responses are held
    here, and the hold is logged. What the outbox holds is bounded: at most `limit` kept
    responses, and at most `max_bytes` of encoded responses written and not yet confirmed, or
@@ -281,7 +285,7 @@ class ResponseOutbox:
 
     def refused(self, response_ref: str) -> bool:
         """The hub answered a response with an error ("unmatched topic"): keep it for the
-        next join. Returns False when no written response has that ref."""
+        next join. Returns False when no written or kept response has that ref."""
         # Only frames that hold the ref, as the encoder writes it, are decoded: the hub may
         # send such errors at will, and the journal may hold megabytes.
         forms = json_codec.written_forms(response_ref)
@@ -307,7 +311,11 @@ class ResponseOutbox:
                 self._kept.appendleft((frame, written_at))
                 self._resend_in_kept += 1
                 return True
-        return False
+        # Already kept: the channel ended (point 4) before the hub's error for it came.
+        return any(
+            any(form in frame for form in forms) and self._decode(frame).ref == response_ref
+            for frame, _ in self._kept
+        )
 
     def channel_joined(self) -> None:
         """Joined: write what was kept, before anything else."""
@@ -316,32 +324,22 @@ class ResponseOutbox:
         self._flush()
 
     def channel_lost(self) -> None:
-        """Not joined any more: this iteration's batch waits for the next join."""
+        """Not joined any more, not by our leave: this iteration's batch, and what the hub's
+        channel may not have handled (point 4), wait for the next join."""
         self._keep_batch()
+        if self._socket.wire is not None:  # else the connection dropped: connection_lost
+            self._unconfirm("the hub's channel ended")
+
+    def leave_unacknowledged(self) -> None:
+        """Our leave got no reply in time: it proves nothing of what was written before it,
+        and the next join on this socket closes that channel (point 4)."""
+        self._unconfirm("our leave had no reply")
 
     def connection_lost(self) -> None:
         """The connection dropped: what it may not have delivered is written again later."""
-        self._heartbeat = None
         self._resume_reading()
         self._keep_batch()
-        if not self._journal:
-            return
-        unconfirmed: list[Kept] = [
-            (frame, written_at)
-            for _, written_at, frames, _ in self._journal
-            for frame in frames.split(SEPARATOR)
-        ]
-        self._bytes -= sum(count - 1 for _, _, _, count in self._journal)  # the separators
-        self._journal.clear()
-        self._unconfirmed = 0
-        self._kept.extendleft(reversed(unconfirmed))
-        self._resend_in_kept += len(unconfirmed)
-        self._trim()
-        logger.info(
-            "the connection dropped with %d response(s) not yet confirmed: they will be sent "
-            "again after the next join",
-            len(unconfirmed),
-        )
+        self._unconfirm("the connection dropped")
 
     def writing_resumed(self) -> None:
         """The hub reads again: write what was held."""
@@ -359,6 +357,29 @@ class ResponseOutbox:
         self._alarm_at = INFINITY
 
     # ------------------------------------------------------------------ internals
+
+    def _unconfirm(self, why: str) -> None:
+        """Move the journal's responses to the front of the kept ones, to be written again
+        after the next join; the heartbeat under way can no longer confirm them."""
+        self._heartbeat = None
+        if not self._journal:
+            return
+        unconfirmed: list[Kept] = [
+            (frame, written_at)
+            for _, written_at, frames, _ in self._journal
+            for frame in frames.split(SEPARATOR)
+        ]
+        self._bytes -= sum(count - 1 for _, _, _, count in self._journal)  # the separators
+        self._journal.clear()
+        self._unconfirmed = 0
+        self._kept.extendleft(reversed(unconfirmed))
+        self._resend_in_kept += len(unconfirmed)
+        self._trim()
+        logger.info(
+            "%s with %d response(s) not yet confirmed: they will be sent again after the next join",
+            why,
+            len(unconfirmed),
+        )
 
     def _set_alarm(self) -> None:
         """Wake at the sooner of the next held answer's time and the end of the pause (on the

@@ -234,6 +234,22 @@ class LeaveTest(ChannelTestCase):
         self.assertEqual(self.channel.state, State.CLOSED)
         self.assertEqual(self.listener.calls[-1], ("left", False))
 
+    def test_a_close_while_leaving_completes_the_leave(self) -> None:
+        ref = self.join_and_accept()
+        self.channel.leave()
+        self.hub_says("phx_close", ref=ref, join_ref=ref)
+        self.assertEqual(self.channel.state, State.CLOSED)
+        self.assertEqual(self.listener.calls[-1], ("left", True))
+
+    def test_a_crash_while_leaving_ends_the_leave_unconfirmed(self) -> None:
+        ref = self.join_and_accept()
+        self.channel.leave()
+        self.hub_says("phx_error", ref=ref, join_ref=ref)
+        self.assertEqual(self.channel.state, State.CLOSED)
+        self.assertEqual(self.listener.calls[-1], ("left", False))
+        self.clock.advance(60)
+        self.assertEqual(len(self.joins_sent()), 1, "a left channel does not rejoin")
+
     def test_leave_when_not_joined_closes_at_once(self) -> None:
         self.channel.join()
         self.assertFalse(self.channel.leave())

@@ -372,6 +372,45 @@ class DropTest(OutboxTestCase):
         self.assertEqual([m.ref for m in self.responses()], ["x", "x"])
         self.assertEqual(self.outbox.resent, 1)
 
+    def test_what_a_crashed_channel_may_not_have_handled_is_written_after_the_next_join(
+        self,
+    ) -> None:
+        for ref in ("a", "b"):
+            self.outbox.send(ref, ok(ref))
+        self.clock.run_ready()
+        self.clock.advance(0.05)
+        probe = self.wire.last("heartbeat")
+        ref = self.channel.join_ref
+        self.socket.frame_received(
+            self.serializer.encode(Message("service", "phx_error", {}, ref, ref))
+        )
+        with self.assertLogs("core.hub.outbox", logging.INFO) as logs:
+            self.outbox.channel_lost()  # what the client does on channel_lost
+        self.assertIn("channel ended with 2 response(s) not yet confirmed", logs.output[0])
+        # The socket answers the probe, which proves nothing of what the channel handled.
+        self.reply("phoenix", probe.ref)
+        self.assertEqual((self.outbox.kept, self.outbox.unconfirmed), (2, 0))
+        # The hub's error for one of them, come after the crash: it is kept already, once.
+        self.assertTrue(self.outbox.refused("b"))
+        self.assertEqual(self.outbox.kept, 2)
+        self.clock.advance(1.0)
+        self.reply("service", self.wire.last("phx_join").ref)
+        self.outbox.channel_joined()
+        self.assertEqual([m.ref for m in self.responses()], ["a", "b", "a", "b"])
+        self.assertEqual(self.outbox.resent, 2)
+
+    def test_a_leave_without_a_reply_confirms_nothing(self) -> None:
+        self.outbox.send("a", ok(1))
+        self.clock.run_ready()
+        self.channel.leave()
+        self.clock.advance(1.0)  # the leave's timeout
+        self.outbox.leave_unacknowledged()  # what the client does on channel_left(False)
+        self.assertEqual((self.outbox.kept, self.outbox.unconfirmed), (1, 0))
+        self.channel.join()  # the drain joins again on the same socket to deliver it
+        self.reply("service", self.wire.last("phx_join").ref)
+        self.outbox.channel_joined()
+        self.assertEqual([m.ref for m in self.responses()], ["a", "a"])
+
     def test_the_kept_queue_is_bounded(self) -> None:
         self.socket.connection_lost()
         with self.assertLogs("core.hub.outbox", logging.ERROR) as logs:
