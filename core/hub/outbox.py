@@ -53,6 +53,7 @@ so a heartbeat reply proves that every frame written before that heartbeat reach
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import deque
@@ -311,10 +312,11 @@ class ResponseOutbox:
                 self._kept.appendleft((frame, written_at))
                 self._resend_in_kept += 1
                 return True
-        # Already kept: the channel ended (point 4) before the hub's error for it came.
+        # Already kept to be written again (they lead the kept ones): the channel ended
+        # (point 4) before the hub's error for it came.
         return any(
             any(form in frame for form in forms) and self._decode(frame).ref == response_ref
-            for frame, _ in self._kept
+            for frame, _ in itertools.islice(self._kept, self._resend_in_kept)
         )
 
     def channel_joined(self) -> None:
