@@ -413,9 +413,15 @@ def print_profile(load: Load, path: Path) -> None:
     stats = pstats.Stats(str(path), stream=sys.stderr)
     stats.sort_stats("tottime").print_stats(25)
     stats.sort_stats("cumulative").print_stats(r"/(core|events|bench)/", 25)
+    profile = stats.get_stats_profile()
+    own_us = profile.total_tt / load.requests * 1e6
+    # A function's ncalls reads "total/primitive" when it recursed, else "total".
+    total_calls = sum(int(f.ncalls.split("/")[0]) for f in profile.func_profiles.values())
+    calls = total_calls / load.requests
     print(
-        f"framework under cProfile: {load.requests} Echo requests, {IN_FLIGHT} in flight: "
-        f"{cell(load.cpu_us_per_request)} us CPU per request, {cell(load.rps, 0)} requests/s "
+        f"framework under cProfile: {load.requests} Echo requests, {load.in_flight} in flight: "
+        f"{cell(load.cpu_us_per_request)} us CPU per request, {cell(load.rps, 0)} requests/s, "
+        f"{own_us:.1f} us of profiled time and {calls:.1f} Python calls per request "
         "(cProfile slows Python code down: compare shares, not absolute figures)"
     )
     print(f"profile statistics: {path} (python -m pstats {path})")
@@ -425,8 +431,10 @@ def print_profile(load: Load, path: Path) -> None:
                 "bench": "py-service",
                 "mode": "profile",
                 "requests": load.requests,
-                "in_flight": IN_FLIGHT,
+                "in_flight": load.in_flight,
                 "profiled_cpu_us_per_req": round(load.cpu_us_per_request or 0.0, 4),
+                "profiled_own_us_per_req": round(own_us, 2),
+                "python_calls_per_req": round(calls, 2),
                 "profile": str(path),
             }
         )

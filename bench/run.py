@@ -48,8 +48,10 @@ or a spreadsheet. Targets are marked PASS or FAIL from this run's figures; the e
 did not join, or requests failed).
 
 ``--profile`` runs only the framework consumer, under cProfile for the measured window at 64
-requests in flight, prints the top functions by own time to stderr and keeps the ``.prof``
-file. Linux only (``/proc``).
+requests in flight (``--in-flight N`` for another level, ``--floor SECONDS`` for another
+``RESPONSE_MIN_DELAY_SECONDS``), prints the top functions by own time to stderr, the own time
+and Python calls per request to stdout, and keeps the ``.prof`` file. Comparing two such runs
+shows what a setting adds per request, call by call. Linux only (``/proc``).
 
 This module holds the command line and the order of the phases; the parts they use are
 `bench.proc` (/proc readings), `bench.consumers` (the consumer processes), `bench.load`
@@ -122,6 +124,8 @@ class Options:
     quick: bool
     profile: bool
     profile_out: Path | None
+    profile_in_flight: int = IN_FLIGHT
+    profile_floor: str | None = None
 
 
 # ----------------------------------------------------------------------------- phases
@@ -312,7 +316,8 @@ async def run_benchmark(options: Options) -> Results:
 
 
 async def run_profile(options: Options) -> tuple[Load, Path]:
-    """Echo at `IN_FLIGHT` in flight against a framework consumer under cProfile."""
+    """Echo at `Options.profile_in_flight` in flight against a framework consumer under
+    cProfile, with `Options.profile_floor` as its floor when given."""
     cancel_on_sigterm()
     compile_service()
     token = secrets.token_urlsafe(24)
@@ -322,11 +327,11 @@ async def run_profile(options: Options) -> tuple[Load, Path]:
     with tempfile.TemporaryDirectory(prefix="py-service-bench-") as scratch:
         tmp = Path(scratch)
         async with LocalHub(tokens=(token,), request_timeout=REQUEST_TIMEOUT) as hub:
-            consumer = profiled_framework_consumer(
-                framework_env(hub, token, None, BENCH_ACTIONS),
-                out,
-                tmp / "framework.log",
-            )
+            env = framework_env(hub, token, None, BENCH_ACTIONS)
+            if options.profile_floor is not None:
+                env["RESPONSE_MIN_DELAY_SECONDS"] = options.profile_floor
+            consumer = profiled_framework_consumer(env, out, tmp / "framework.log")
+            in_flight = options.profile_in_flight
 
             async def profile_phase() -> Load:
                 progress("starting the framework consumer under cProfile")
@@ -334,8 +339,8 @@ async def run_profile(options: Options) -> tuple[Load, Path]:
                 await warm_up(hub, options.warmup)
                 os.kill(consumer.pid, START_SIGNAL)
                 await asyncio.sleep(0.2)  # the consumer is idle: the signal is handled at once
-                progress(f"profiling {options.requests} requests, {IN_FLIGHT} in flight")
-                load = await echo_load(hub, consumer, options.requests, IN_FLIGHT)
+                progress(f"profiling {options.requests} requests, {in_flight} in flight")
+                load = await echo_load(hub, consumer, options.requests, in_flight)
                 os.kill(consumer.pid, STOP_SIGNAL)
                 deadline = time.perf_counter() + 10.0
                 while not out.exists():
@@ -376,10 +381,27 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--profile-out", type=Path, default=None, help="where --profile writes its .prof file"
     )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=None,
+        help=f"requests in flight while --profile measures (default {IN_FLIGHT})",
+    )
+    parser.add_argument(
+        "--floor",
+        default=None,
+        metavar="SECONDS",
+        help="the profiled consumer's RESPONSE_MIN_DELAY_SECONDS (default: the service's)",
+    )
     args = parser.parse_args(argv)
     requests = args.requests or (300 if args.quick else 10000)
     if requests < 1:
         parser.error("--requests must be at least 1")
+    if (args.in_flight is not None or args.floor is not None) and not args.profile:
+        parser.error("--in-flight and --floor go with --profile")
+    in_flight = IN_FLIGHT if args.in_flight is None else args.in_flight
+    if in_flight < 1:
+        parser.error("--in-flight must be at least 1")
     return Options(
         requests=requests,
         warmup=100 if args.quick else 500,
@@ -390,6 +412,8 @@ def parse_options(argv: list[str] | None) -> Options:
         quick=args.quick,
         profile=args.profile,
         profile_out=args.profile_out,
+        profile_in_flight=in_flight,
+        profile_floor=args.floor,
     )
 
 

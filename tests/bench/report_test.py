@@ -351,9 +351,13 @@ class CellTest(unittest.TestCase):
 
 class ProfileTest(unittest.TestCase):
     def test_figures_on_stdout_statistics_on_stderr(self) -> None:
+        def step() -> None:
+            """Stands for one request's work: two calls each."""
+
         profiler = cProfile.Profile()
         profiler.enable()
-        sorted(range(1000), key=str)
+        for _ in range(600):
+            step()
         profiler.disable()
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "run.prof"
@@ -365,8 +369,13 @@ class ProfileTest(unittest.TestCase):
         self.assertIn("300 Echo requests, 64 in flight: 300.0 us CPU per request", lines[0])
         self.assertIn("300 requests/s", lines[0])
         self.assertEqual(lines[1], f"profile statistics: {path} (python -m pstats {path})")
+        figures = json.loads(lines[2])
+        # 600 calls of `step` for 300 requests, and the profiler's own `disable` call.
+        self.assertEqual(figures.pop("python_calls_per_req"), round(601 / 300, 2))
+        self.assertGreaterEqual(figures.pop("profiled_own_us_per_req"), 0.0)
+        self.assertIn("2.0 Python calls per request", lines[0])
         self.assertEqual(
-            json.loads(lines[2]),
+            figures,
             {
                 "bench": "py-service",
                 "mode": "profile",

@@ -82,6 +82,23 @@ class OptionsTest(unittest.TestCase):
         self.assertTrue(options.profile)
         self.assertEqual(options.profile_out, Path("p"))
 
+    def test_profile_level_and_floor(self) -> None:
+        options = parse_options(["--profile", "--in-flight", "1", "--floor", "0"])
+        self.assertEqual((options.profile_in_flight, options.profile_floor), (1, "0"))
+        defaults = parse_options(["--profile"])
+        self.assertEqual((defaults.profile_in_flight, defaults.profile_floor), (64, None))
+
+    def test_level_and_floor_without_profile_are_refused(self) -> None:
+        refused = (["--in-flight", "64"], ["--floor", "0"], ["--profile", "--in-flight", "0"])
+        for argv in refused:
+            with self.subTest(argv=argv):
+                with (
+                    self.assertRaises(SystemExit) as caught,
+                    contextlib.redirect_stderr(io.StringIO()),
+                ):
+                    parse_options(argv)
+                self.assertEqual(caught.exception.code, 2)
+
     def test_negative_requests_are_refused(self) -> None:
         with self.assertRaises(SystemExit) as caught, contextlib.redirect_stderr(io.StringIO()):
             parse_options(["--requests", "-5"])
@@ -140,7 +157,7 @@ class BenchSmokeTest(unittest.TestCase):
     def test_quick_profile_exits_0_and_keeps_the_statistics(self) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "bench.prof"
-            command = ["bench.run", "--profile", "--quick", "--requests", "100"]
+            command = ["bench.run", "--profile", "--quick", "--requests", "100", "--in-flight", "2"]
             result = subprocess.run(
                 [sys.executable, "-m", *command, "--profile-out", str(out)],
                 cwd=ROOT,
@@ -153,9 +170,23 @@ class BenchSmokeTest(unittest.TestCase):
         figures = json.loads(result.stdout.strip().splitlines()[-1])
         self.assertEqual(
             set(figures),
-            {"bench", "mode", "requests", "in_flight", "profiled_cpu_us_per_req", "profile"},
+            {
+                "bench",
+                "mode",
+                "requests",
+                "in_flight",
+                "profiled_cpu_us_per_req",
+                "profiled_own_us_per_req",
+                "python_calls_per_req",
+                "profile",
+            },
         )
-        self.assertEqual((figures["mode"], figures["requests"]), ("profile", 100))
+        self.assertEqual(
+            (figures["mode"], figures["requests"], figures["in_flight"]), ("profile", 100, 2)
+        )
+        # Answering an Echo request takes Python calls: the count is read from the statistics.
+        self.assertGreater(figures["python_calls_per_req"], 10)
+        self.assertGreater(figures["profiled_own_us_per_req"], 0)
         self.assertEqual(figures["profile"], str(out))
         self.assertIn("function calls", result.stderr)  # pstats' statistics
 
