@@ -290,15 +290,17 @@ class ResponseOutbox:
         # Only frames that hold the ref, as the encoder writes it, are decoded: the hub may
         # send such errors at will, and the journal may hold megabytes.
         forms = json_codec.written_forms(response_ref)
+
+        def holds_ref(frame: bytes) -> bool:
+            return any(form in frame for form in forms) and self._decode(frame).ref == response_ref
+
         journal = self._journal
         for position, (mark, written_at, frames, count) in enumerate(journal):
             if not any(form in frames for form in forms):
                 continue
             split = frames.split(SEPARATOR)
             for index, frame in enumerate(split):
-                if not any(form in frame for form in forms):
-                    continue
-                if self._decode(frame).ref != response_ref:
+                if not holds_ref(frame):
                     continue
                 del split[index]
                 rest = SEPARATOR.join(split)
@@ -315,8 +317,7 @@ class ResponseOutbox:
         # Already kept to be written again (they lead the kept ones): the channel ended
         # (point 4) before the hub's error for it came.
         return any(
-            any(form in frame for form in forms) and self._decode(frame).ref == response_ref
-            for frame, _ in itertools.islice(self._kept, self._resend_in_kept)
+            holds_ref(frame) for frame, _ in itertools.islice(self._kept, self._resend_in_kept)
         )
 
     def channel_joined(self) -> None:

@@ -177,12 +177,16 @@ class DeployUnderLoadTest(unittest.IsolatedAsyncioTestCase):
         the request lines."""
         by_pid = {str(replica.pid): replica for replica in self.replicas}
         parts = ["answered by a replica, never delivered to its caller:"]
+        answering: dict[str, Replica] = {}  # by name, each once
         for ident in lost:
-            replica = by_pid.get(answered_by[ident])
-            name = replica.name if replica is not None else f"pid {answered_by[ident]}"
-            parts.append(f"{ident}, answered by {name}")
-        answering = [by_pid[answered_by[i]] for i in lost if answered_by[i] in by_pid]
-        for replica in {replica.name: replica for replica in answering}.values():
+            pid = answered_by[ident]
+            replica = by_pid.get(pid)
+            if replica is None:
+                parts.append(f"{ident}, answered by pid {pid}")
+                continue
+            parts.append(f"{ident}, answered by {replica.name}")
+            answering[replica.name] = replica
+        for replica in answering.values():
             parts.append(f"--- {replica.name}, but its request lines:\n{replica.story()}")
         return "\n".join(parts)
 
